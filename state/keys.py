@@ -1,0 +1,63 @@
+"""Every Redis key Guichet writes, in one place.
+
+Keys are ``guichet:{tag}:name``. The part in braces is a Redis Cluster hash tag: keys
+sharing a tag live in one slot, so one MULTI or pipeline can touch them together.
+Everything about one phone number (its USSD sessions, lock, replay cache, resume point,
+language, linked accounts) shares the phone's tag, so a hop touches one slot.
+"""
+from __future__ import annotations
+
+PREFIX = "guichet"
+
+
+def _key(tag: str, name: str) -> str:
+    return f"{PREFIX}:{{{tag}}}:{name}"
+
+
+# -- per phone number ---------------------------------------------------------------
+def session(phone: str, session_id: str) -> str:
+    return _key(phone, f"ussd:{session_id}")
+
+
+def session_lock(phone: str, session_id: str) -> str:
+    return _key(phone, f"ussd:{session_id}:lock")
+
+
+def session_replies(phone: str, session_id: str) -> str:
+    """Hash: hop identity -> the answer already given (gateways retry hops)."""
+    return _key(phone, f"ussd:{session_id}:replies")
+
+
+def resume_point(phone: str) -> str:
+    return _key(phone, "resume")
+
+
+def profile(phone: str) -> str:
+    """Hash of what we remember about a phone number for good (its language)."""
+    return _key(phone, "profile")
+
+
+def phone_accounts(phone: str) -> str:
+    """Set of account numbers linked to a phone number."""
+    return _key(phone, "accounts")
+
+
+# -- customer base ------------------------------------------------------------------
+def account(account_number: str) -> str:
+    return _key(f"acct:{account_number}", "account")
+
+
+def meter_account(meter_number: str) -> str:
+    """String: the account number that owns a meter."""
+    return _key(f"meter:{meter_number}", "account")
+
+
+# -- streams ------------------------------------------------------------------------
+def journal() -> str:
+    """Stream of every state change (sessions now; orders, campaigns later)."""
+    return _key("journal", "events")
+
+
+def audit() -> str:
+    """Stream of every admin action."""
+    return _key("audit", "admin")

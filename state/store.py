@@ -1,0 +1,101 @@
+"""The Redis connection: a real server at REDIS_URL, or an embedded in-process store.
+
+The embedded store (fakeredis) lets `make run` work on a machine with no Redis server.
+It lives in this process only, so the web app and the worker must share the process,
+and it is gone when the process exits: it is for trying Guichet, never for production.
+"""
+from __future__ import annotations
+
+import logging
+
+import fakeredis
+import redis
+from flask import Flask, current_app
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "guichet.redis"
+
+_embedded_server: fakeredis.FakeServer | None = None
+
+EMBEDDED_WARNING = (
+    "\n" + "!" * 78 + "\n"
+    "!! REDIS_URL is not set: running on an EMBEDDED in-process store (fakeredis).\n"
+    "!! Sessions, customers and jobs live in this process and vanish when it stops.\n"
+    "!! Fine for trying Guichet; set REDIS_URL=redis://host:6379/0 for anything real.\n"
+    + "!" * 78
+)
+
+
+def embedded_server() -> fakeredis.FakeServer:
+    """The one embedded server of this process, shared by every client in it."""
+    global _embedded_server
+    if _embedded_server is None:
+        _embedded_server = fakeredis.FakeServer()
+    return _embedded_server
+
+
+class Store:
+    """The two clients Guichet needs on one Redis.
+
+    ``data`` decodes replies to ``str`` (all our own keys); ``jobs`` returns bytes,
+    which rq requires.
+    """
+
+    def __init__(self, data: redis.Redis, jobs: redis.Redis, embedded: bool) -> None:
+        self.data = data
+        self.jobs = jobs
+        self.embedded = embedded
+
+    @classmethod
+    def from_url(cls, url: str | None) -> "Store":
+        if not url:
+            server = embedded_server()
+            return cls(
+                fakeredis.FakeRedis(server=server, decode_responses=True),
+                fakeredis.FakeRedis(server=server),
+                embedded=True,
+            )
+        return cls(
+            redis.Redis.from_url(url, decode_responses=True, health_check_interval=30),
+            redis.Redis.from_url(url),
+            embedded=False,
+        )
+
+    @classmethod
+    def from_client(cls, client: redis.Redis) -> "Store":
+        """Wrap a test's client (fakeredis or real) in a Store sharing its connection."""
+        kwargs = dict(client.connection_pool.connection_kwargs)
+        kwargs.pop("decode_responses", None)
+        if isinstance(client, fakeredis.FakeRedis):
+            jobs = fakeredis.FakeRedis(server=kwargs["server"])
+        else:
+            jobs = redis.Redis(**kwargs)
+        return cls(client, jobs, embedded=False)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.data.ping())
+        except redis.RedisError:
+            return False
+
+
+def init_app(app: Flask) -> Store:
+    client = app.config.get("REDIS_CLIENT")
+    if client is not None:
+        store = Store.from_client(client)
+    else:
+        store = Store.from_url(app.config.get("REDIS_URL"))
+        if store.embedded:
+            log.warning(EMBEDDED_WARNING)
+    app.extensions[EXTENSION] = store
+    return store
+
+
+def get_store(app: Flask | None = None) -> Store:
+    return (app or current_app).extensions[EXTENSION]
+
+
+def get_redis(app: Flask | None = None) -> redis.Redis:
+    """The decoded-str client of the current app."""
+    return get_store(app).data
