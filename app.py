@@ -46,6 +46,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from state import health
 
     app.register_blueprint(health.bp)
+
+    from utility import admin, cli as utility_cli
+    from utility.vending import cli as vending_cli
+    from ussd import dial
+
+    admin.init_app(app)  # registers /admin only when ADMIN_KEY is set
+    utility_cli.init_app(app)
+    vending_cli.init_app(app)
+    dial.init_app(app)
     return app
 
 

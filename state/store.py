@@ -80,20 +80,25 @@ class Store:
             return False
 
 
-def init_app(app: Flask) -> Store:
-    client = app.config.get("REDIS_CLIENT")
-    if client is not None:
-        store = Store.from_client(client)
-    else:
-        store = Store.from_url(app.config.get("REDIS_URL"))
-        if store.embedded:
-            log.warning(EMBEDDED_WARNING)
-    app.extensions[EXTENSION] = store
-    return store
+def init_app(app: Flask) -> None:
+    # The store is opened on first use, so commands that never touch Redis
+    # (`guichet dial`, `guichet sts token`) neither connect nor warn.
+    app.extensions[EXTENSION] = None
 
 
 def get_store(app: Flask | None = None) -> Store:
-    return (app or current_app).extensions[EXTENSION]
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    store: Store | None = app.extensions.get(EXTENSION)
+    if store is None:
+        client = app.config.get("REDIS_CLIENT")
+        if client is not None:
+            store = Store.from_client(client)
+        else:
+            store = Store.from_url(app.config.get("REDIS_URL"))
+            if store.embedded:
+                log.warning(EMBEDDED_WARNING)
+        app.extensions[EXTENSION] = store
+    return store
 
 
 def get_redis(app: Flask | None = None) -> redis.Redis:

@@ -1,0 +1,1 @@
+"""Prepaid vending: the interface every vending backend implements, and its implementations."""
