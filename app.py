@@ -9,7 +9,8 @@ import logging
 import os
 from typing import Any
 
-from flask import Flask
+import click
+from flask import Flask, current_app
 from flask.cli import FlaskGroup
 
 DEFAULTS: dict[str, Any] = {
@@ -20,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_TTL": 180,  # seconds; refreshed on every hop
     "RESUME_TTL": 300,  # a dropped session can be resumed for this long
     "LOCK_TIMEOUT": 5.0,  # seconds a hop waits for another hop of its session
+    "SERVICE_CODES": (),  # the service's own codes, e.g. ["*384*1234#"] on a shared code
     "DEMO_CUSTOMERS": 500,  # customers seeded on the embedded store by `guichet serve`
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # admin CSV uploads; USSD has its own 4 KB cap
 }
@@ -49,13 +51,77 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from utility import admin, cli as utility_cli
     from utility.vending import cli as vending_cli
-    from ussd import dial
+    from ussd import dial, views as ussd_views
 
+    ussd_views.init_app(app)
     admin.init_app(app)  # registers /admin only when ADMIN_KEY is set
     utility_cli.init_app(app)
     vending_cli.init_app(app)
     dial.init_app(app)
+
+    from state import worker
+
+    worker.init_app(app)
+    app.cli.add_command(serve_command)
     return app
+
+
+@click.command("serve")
+@click.option("--host", envvar="HOST", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", envvar="PORT", default=8000, show_default=True, help="Port to listen on.")
+@click.option("--threads", envvar="GUICHET_THREADS", default=16, show_default=True, help="Request threads.")
+@click.option("--no-worker", is_flag=True, help="Do not run the background worker in this process.")
+def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
+    """Serve the webhooks with gunicorn, and the background worker beside them."""
+    from gunicorn.app.base import BaseApplication
+
+    from state import worker
+    from state.store import get_store
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    embedded = get_store(app).embedded
+
+    def post_worker_init(_worker: object) -> None:
+        # Runs in the serving process, so the embedded store is the one requests see.
+        if embedded:
+            seed_embedded_demo(app)
+        if not no_worker:
+            worker.start_in_thread(app)
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            settings = {
+                "bind": f"{host}:{port}",
+                # One process: the embedded store cannot be shared between processes.
+                "workers": 1,
+                "worker_class": "gthread",
+                "threads": threads,
+                "timeout": 30,
+                "accesslog": "-",
+                "post_worker_init": post_worker_init,
+            }
+            for name, value in settings.items():
+                self.cfg.set(name, value)
+
+        def load(self) -> Flask:
+            return app
+
+    Server().run()
+
+
+def seed_embedded_demo(app: Flask) -> None:
+    from utility.customers import RedisCustomerBase
+    from utility.demo import DEMO_PHONES, seed_demo
+
+    from state.store import get_redis
+
+    with app.app_context():
+        result = seed_demo(RedisCustomerBase(get_redis()), int(app.config["DEMO_CUSTOMERS"]))
+    app.logger.warning(
+        "embedded store seeded with %d demo customers; try the phones %s",
+        result.imported + result.updated,
+        ", ".join(DEMO_PHONES),
+    )
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Outgoing and incoming SMS: text encoding, providers, the outbox."""

@@ -65,12 +65,12 @@ class Store:
     @classmethod
     def from_client(cls, client: redis.Redis) -> "Store":
         """Wrap a test's client (fakeredis or real) in a Store sharing its connection."""
-        kwargs = dict(client.connection_pool.connection_kwargs)
-        kwargs.pop("decode_responses", None)
+        pool = client.connection_pool
         if isinstance(client, fakeredis.FakeRedis):
-            jobs = fakeredis.FakeRedis(server=kwargs["server"])
+            jobs = fakeredis.FakeRedis(server=pool.connection_kwargs["server"])
         else:
-            jobs = redis.Redis(**kwargs)
+            kwargs = {**pool.connection_kwargs, "decode_responses": False}
+            jobs = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
         return cls(client, jobs, embedded=False)
 
     def ping(self) -> bool:

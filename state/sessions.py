@@ -1,0 +1,180 @@
+"""USSD sessions in Redis: the record, a per-session lock, the replay cache, resume points.
+
+A hop costs a fixed number of round trips whatever happened before it: take the lock,
+read everything the hop needs in one pipeline, write everything back in one
+MULTI/EXEC, release the lock. Every key shares the phone's hash tag (see state.keys),
+so the MULTI is valid on a Redis Cluster too.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from state import journal, keys
+
+
+class SessionBusy(Exception):
+    """Another hop of the same session held the lock for too long."""
+
+
+@dataclass(eq=False)  # identity equality: the menu machine keeps models in a list
+class Session:
+    session_id: str
+    phone: str
+    gateway: str
+    service_code: str
+    network: str
+    lang: str
+    state: str = "main"
+    history: list[str] = field(default_factory=list)  # screens `0` goes back to
+    data: dict[str, Any] = field(default_factory=dict)  # values of the flow under way
+    consumed: int = 0  # inputs already taken from an accumulating gateway's text
+    invalid: int = 0  # consecutive invalid inputs on the current screen
+    hint: str = ""  # catalogue key shown above the screen once (why input was refused)
+    notice: str = ""  # catalogue key shown on the next screen once (e.g. language saved)
+    started_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> "Session":
+        return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a phone's last session stopped mid-flow, offered on the next dial."""
+
+    session_id: str
+    state: str
+    history: list[str]
+    data: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> "ResumePoint":
+        return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """All a hop reads from Redis, fetched in one round trip."""
+
+    session: Session | None
+    reply: str | None  # the answer already given to this very hop (a gateway retry)
+    language: str | None  # the phone's remembered language
+    resume: ResumePoint | None
+
+
+@dataclass
+class Change:
+    """All a hop writes back: applied atomically by SessionStore.save."""
+
+    session: Session
+    hop_key: str
+    reply: str
+    ended: bool
+    transitions: list[tuple[str, str, str]] = field(default_factory=list)  # (trigger, from, to)
+    remember_language: bool = False
+    resumable: bool = False  # the session stopped mid-flow: keep a resume point
+
+
+# Delete the lock only if it is still ours: a hop slower than the lock's expiry must not
+# free the lock another hop has taken since.
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class SessionStore:
+    def __init__(
+        self,
+        client: redis.Redis,
+        ttl: int = 180,
+        resume_ttl: int = 300,
+        lock_timeout: float = 5.0,
+    ) -> None:
+        self.redis = client
+        self.ttl = ttl
+        self.resume_ttl = resume_ttl
+        self.lock_timeout = lock_timeout
+        self._release = client.register_script(_RELEASE)
+
+    @contextmanager
+    def lock(self, phone: str, session_id: str) -> Iterator[None]:
+        """Serialise the hops of one session (gateways retry, customers type fast)."""
+        key = keys.session_lock(phone, session_id)
+        token = secrets.token_hex(8)
+        # The lock outlives a crashed holder by a few seconds only: the gateway gives up
+        # after ~15 s anyway, and a stale lock must not block the customer's next hop.
+        expiry_ms = int((self.lock_timeout + 5) * 1000)
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.002
+        while not self.redis.set(key, token, nx=True, px=expiry_ms):
+            if time.monotonic() >= deadline:
+                raise SessionBusy(session_id)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        try:
+            yield
+        finally:
+            self._release(keys=[key], args=[token])
+
+    def load(self, phone: str, session_id: str, hop_key: str) -> Loaded:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.session(phone, session_id))
+        pipe.hget(keys.session_replies(phone, session_id), hop_key)
+        pipe.hget(keys.profile(phone), "lang")
+        pipe.get(keys.resume_point(phone))
+        raw_session, reply, language, raw_resume = pipe.execute()
+        return Loaded(
+            session=Session.from_json(raw_session) if raw_session else None,
+            reply=reply,
+            language=language,
+            resume=ResumePoint.from_json(raw_resume) if raw_resume else None,
+        )
+
+    def save(self, change: Change) -> None:
+        session = change.session
+        phone, sid = session.phone, session.session_id
+        replies = keys.session_replies(phone, sid)
+        pipe = self.redis.pipeline(transaction=True)
+        # The session record stays after END so that a retried last hop still finds it
+        # (and its cached reply) instead of starting a new session.
+        pipe.set(keys.session(phone, sid), session.to_json(), ex=self.ttl)
+        pipe.hset(replies, change.hop_key, change.reply)
+        pipe.expire(replies, self.ttl)
+        if change.remember_language:
+            pipe.hset(keys.profile(phone), "lang", session.lang)
+        if change.resumable:
+            point = ResumePoint(sid, session.state, session.history, session.data)
+            pipe.set(keys.resume_point(phone), point.to_json(), ex=self.resume_ttl)
+        else:
+            pipe.delete(keys.resume_point(phone))
+        pipe.execute()
+        if change.transitions:
+            # The journal lives in its own slot, so it cannot join the MULTI above on a
+            # cluster; it is written right after, in one more round trip.
+            journal_pipe = self.redis.pipeline(transaction=False)
+            for trigger, source, dest in change.transitions:
+                journal.append(
+                    journal_pipe,
+                    "ussd.transition",
+                    session=sid,
+                    phone=phone,
+                    trigger=trigger,
+                    source=source,
+                    dest=dest,
+                )
+            journal_pipe.execute()

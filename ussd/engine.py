@@ -1,0 +1,101 @@
+"""One USSD hop, end to end: lock the session, replay or restore it, apply the new
+inputs through the menu machine, save, and answer.
+
+A hop is idempotent: the answer given to each (session, hop) is kept, so a gateway's
+retry gets the same screen and nothing is done twice. Redis outages and lock
+contention become polite END screens, never errors the gateway would show as a crash.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import redis
+
+from state.sessions import Change, Loaded, Session, SessionBusy, SessionStore
+from ussd import menu
+from ussd.catalogue import DEFAULT_LANGUAGE, languages, text
+from ussd.gateways.base import Hop
+from ussd.screens import SCREENS, Context, Screen, render
+from utility.customers import CustomerBase, mask_tail
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Services:
+    """The domain services a hop may call."""
+
+    customers: CustomerBase
+
+
+@dataclass(frozen=True)
+class Settings:
+    utility: str = "Guichet"
+    default_language: str = DEFAULT_LANGUAGE
+
+
+class Engine:
+    def __init__(self, store: SessionStore, services: Services, settings: Settings) -> None:
+        self.store = store
+        self.services = services
+        self.settings = settings
+
+    def answer(self, hop: Hop) -> Screen:
+        try:
+            with self.store.lock(hop.phone, hop.session_id):
+                return self._answer(hop)
+        except SessionBusy:
+            log.warning("session %s of %s busy: hop refused", hop.session_id, mask_tail(hop.phone))
+            return Screen(text(self.settings.default_language, "end.busy"), end=True)
+        except redis.RedisError:
+            log.exception("redis unavailable: hop of %s refused", mask_tail(hop.phone))
+            return Screen(text(self.settings.default_language, "end.down"), end=True)
+
+    def _answer(self, hop: Hop) -> Screen:
+        loaded = self.store.load(hop.phone, hop.session_id, hop.hop_key)
+        if loaded.reply is not None:
+            return Screen.from_cache(loaded.reply)
+        session, inputs = self._session_and_inputs(hop, loaded)
+        outcome = menu.run(session, inputs, self.services)
+        screen = render(session, Context(self.settings.utility, hop.service_code))
+        session.hint = session.notice = ""  # shown once
+        self.store.save(
+            Change(
+                session=session,
+                hop_key=hop.hop_key,
+                reply=screen.to_cache(),
+                ended=screen.end,
+                transitions=outcome.moves,
+                remember_language=outcome.language_changed,
+                resumable=not screen.end and SCREENS[session.state].resumable,
+            )
+        )
+        return screen
+
+    def _session_and_inputs(self, hop: Hop, loaded: Loaded) -> tuple[Session, list[str]]:
+        session = loaded.session
+        if session is not None:
+            if not hop.cumulative:
+                return session, list(hop.inputs)
+            # Only what follows the inputs already taken is new; a shorter text is a
+            # late or reordered hop: show the current screen again, act on nothing.
+            new = list(hop.inputs[session.consumed :])
+            session.consumed = max(session.consumed, len(hop.inputs))
+            return session, new
+        language = loaded.language if loaded.language in languages() else self.settings.default_language
+        session = Session(
+            session_id=hop.session_id,
+            phone=hop.phone,
+            gateway=hop.gateway,
+            service_code=hop.service_code,
+            network=hop.network,
+            lang=language,
+        )
+        inputs = list(hop.dial_inputs) + list(hop.inputs)
+        session.consumed = len(hop.inputs) if hop.cumulative else 0
+        point = loaded.resume
+        if not inputs and point and point.session_id != hop.session_id and point.state in SCREENS:
+            session.state = "resume"
+            session.data["resume"] = {"state": point.state, "history": point.history, "data": point.data}
+        return session, inputs

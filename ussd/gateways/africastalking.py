@@ -1,0 +1,57 @@
+"""Africa's Talking USSD: form callbacks, `text` accumulating every input joined by `*`,
+answers `CON <screen>` / `END <screen>` as text/plain (see shared PROTOCOLS.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Request, Response
+
+from ussd.gateways.base import (
+    BadCallback,
+    Hop,
+    bounded_text,
+    check_body_size,
+    phone_number,
+    required,
+    split_dial_string,
+)
+from ussd.screens import Screen
+
+
+@dataclass(frozen=True)
+class AfricasTalking:
+    name: str = "africastalking"
+
+    def parse(self, request: Request) -> Hop:
+        check_body_size(request)
+        if request.mimetype != "application/x-www-form-urlencoded":
+            raise BadCallback("expected an application/x-www-form-urlencoded body")
+        form = request.form.to_dict()
+        session_id = required(form, "sessionId")
+        code, dial_inputs = split_dial_string(required(form, "serviceCode"), "serviceCode")
+        phone = phone_number(required(form, "phoneNumber"), "phoneNumber")
+        network = form.get("networkCode", "").strip()
+        if "text" not in form:
+            raise BadCallback("missing field: text")
+        text = bounded_text(form["text"], "text")
+        if len(session_id) > 128:
+            raise BadCallback("sessionId over 128 characters")
+        return Hop(
+            gateway=self.name,
+            session_id=session_id,
+            phone=phone,
+            service_code=code,
+            network=network,
+            hop_key="t:" + text,
+            inputs=tuple(text.split("*")) if text else (),
+            cumulative=True,
+            dial_inputs=dial_inputs,
+        )
+
+    def respond(self, screen: Screen) -> Response:
+        prefix = "END " if screen.end else "CON "
+        return Response(prefix + screen.text, status=200, mimetype="text/plain")
+
+
+GATEWAY = AfricasTalking()

@@ -1,0 +1,93 @@
+"""What every gateway adapter produces and the checks they share."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from flask import Request, Response, current_app
+
+from ussd.screens import Screen
+
+MAX_BODY_BYTES = 4096
+MAX_TEXT_CHARS = 1000
+E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+SERVICE_CODE = re.compile(r"^\*\d{1,6}(\*[0-9A-Za-z]+)*#$")
+
+
+class BadCallback(Exception):
+    """A callback we cannot act on; the message is the one-line reason sent back (400)."""
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One request of a USSD session, whatever gateway it came through."""
+
+    gateway: str
+    session_id: str
+    phone: str  # E.164
+    service_code: str  # the base code dialled, shortcuts removed (*384#)
+    network: str
+    hop_key: str  # identifies this hop among the session's hops (retries repeat it)
+    inputs: tuple[str, ...]  # cumulative: every input so far; else: the latest one only
+    cumulative: bool
+    dial_inputs: tuple[str, ...] = ()  # inputs carried by the dial string (*384*5#)
+
+
+class Gateway(Protocol):
+    name: str
+
+    def parse(self, request: Request) -> Hop:
+        """The hop in ``request``; raises BadCallback with a reason."""
+        ...
+
+    def respond(self, screen: Screen) -> Response:
+        """``screen`` as this gateway expects its answer."""
+        ...
+
+
+def check_body_size(request: Request) -> None:
+    if (request.content_length or 0) > MAX_BODY_BYTES or len(request.get_data(cache=True)) > MAX_BODY_BYTES:
+        raise BadCallback(f"body over {MAX_BODY_BYTES} bytes")
+
+
+def required(fields: dict[str, str], name: str) -> str:
+    value = fields.get(name)
+    if value is None or not str(value).strip():
+        raise BadCallback(f"missing field: {name}")
+    return str(value).strip()
+
+
+def phone_number(raw: str, field: str) -> str:
+    """An E.164 number; gateways that drop the + (233244...) get it back."""
+    number = raw.strip().replace(" ", "")
+    if number.isdigit():
+        number = "+" + number
+    if not E164.match(number):
+        raise BadCallback(f"{field} is not an E.164 number")
+    return number
+
+
+def split_dial_string(code: str, field: str) -> tuple[str, tuple[str, ...]]:
+    """``*384*5*1#`` -> (``*384#``, (``5``, ``1``)): the base code and its shortcut inputs.
+
+    Shared codes such as ``*384*1234#`` are a service's own code, not a shortcut: the
+    codes in SERVICE_CODES are matched first, longest first; otherwise the base is the
+    first segment.
+    """
+    code = code.strip()
+    if not SERVICE_CODE.match(code):
+        raise BadCallback(f"{field} is not a USSD code like *384#")
+    body = code[:-1]
+    for known in sorted(current_app.config.get("SERVICE_CODES") or (), key=len, reverse=True):
+        base = known.rstrip("#")
+        if body == base or body.startswith(base + "*"):
+            return known, tuple(part for part in body[len(base) :].split("*") if part)
+    parts = body[1:].split("*")
+    return f"*{parts[0]}#", tuple(parts[1:])
+
+
+def bounded_text(value: str, field: str) -> str:
+    if len(value) > MAX_TEXT_CHARS:
+        raise BadCallback(f"{field} over {MAX_TEXT_CHARS} characters")
+    return value
