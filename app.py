@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,  # None: embedded in-process store (see state.store)
@@ -71,6 +71,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 @click.option("--port", envvar="PORT", default=8000, show_default=True, help="Port to listen on.")
 @click.option("--threads", envvar="GUICHET_THREADS", default=16, show_default=True, help="Request threads.")
 @click.option("--no-worker", is_flag=True, help="Do not run the background worker in this process.")
+@with_appcontext
 def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
     """Serve the webhooks with gunicorn, and the background worker beside them."""
     from gunicorn.app.base import BaseApplication
