@@ -22,6 +22,8 @@ from ussd.screens import SCREENS, TOP_LEVEL, account_item, current_page, list_pa
 from utility.customers import CustomerBase
 
 log = logging.getLogger(__name__)
+# transitions logs every callback at INFO: noise in production, and time on every hop.
+logging.getLogger("transitions").setLevel(logging.WARNING)
 
 MAX_INVALID = 3  # consecutive invalid inputs on one screen before the session ends
 
