@@ -1,0 +1,169 @@
+"""The customer base: which accounts and meters a phone number may act on.
+
+``CustomerBase`` is what the menus ask. ``RedisCustomerBase`` answers from Guichet's
+own copy of the utility's customers (imported from CSV, see utility.customer_csv); a
+utility that would rather answer from its own systems writes another implementation.
+
+Layout (state.keys): one hash per account, a set of account numbers per phone number
+and a string per meter naming its account. The hash is the truth; the two indexes are
+checked against it on every read, so a stale index entry can only hide an account,
+never show a stranger's.
+"""
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+
+from state import keys
+
+CHUNK_SIZE = 1_000  # accounts per pipeline: two round trips per chunk, not per account
+
+# Release a meter's index entry only while it still names this account: an earlier
+# chunk of the same import may already have given the meter to another account.
+_RELEASE_METER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Account:
+    account_number: str
+    meter_number: str  # "" for postpaid accounts
+    name: str
+    phone: str  # E.164
+    region: str
+    tariff: str  # "prepaid", "postpaid" or another tariff code
+    balance_due: int  # whole XAF, >= 0
+    due_date: datetime.date | None
+
+    @property
+    def prepaid(self) -> bool:
+        return bool(self.meter_number)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    imported: int  # accounts that were not in the base
+    updated: int  # accounts that were, rewritten with the new values
+
+
+def mask_tail(number: str, keep: int = 4) -> str:
+    """``number`` as "****1234": enough to tell one's own meters apart, not to copy one.
+
+    The prefix is always four stars, so the mask does not give the length away, and a
+    number of ``keep`` characters or fewer is masked whole: showing it would not mask it.
+    """
+    if len(number) <= keep:
+        return "****"
+    return "****" + number[len(number) - keep :]
+
+
+class CustomerBase(Protocol):
+    def accounts_for_phone(self, phone: str) -> list[Account]:
+        """The accounts linked to ``phone``, sorted by account number."""
+        ...
+
+    def account(self, account_number: str) -> Account | None: ...
+
+    def account_for_meter(self, meter_number: str) -> Account | None: ...
+
+
+class RedisCustomerBase:
+    """The built-in customer base, on Guichet's Redis (a client with decode_responses=True)."""
+
+    def __init__(self, redis_client: redis.Redis) -> None:
+        self._redis = redis_client
+        self._release_meter = redis_client.register_script(_RELEASE_METER)
+
+    def accounts_for_phone(self, phone: str) -> list[Account]:
+        numbers = sorted(self._redis.smembers(keys.phone_accounts(phone)))
+        if not numbers:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for number in numbers:
+            pipe.hgetall(keys.account(number))
+        found = [_from_hash(fields) for fields in pipe.execute() if fields]
+        return [account for account in found if account.phone == phone]
+
+    def account(self, account_number: str) -> Account | None:
+        fields = self._redis.hgetall(keys.account(account_number))
+        return _from_hash(fields) if fields else None
+
+    def account_for_meter(self, meter_number: str) -> Account | None:
+        account_number = self._redis.get(keys.meter_account(meter_number))
+        if account_number is None:
+            return None
+        account = self.account(account_number)
+        if account is None or account.meter_number != meter_number:
+            return None
+        return account
+
+    def upsert(self, accounts: Sequence[Account]) -> ImportResult:
+        """Add new accounts and rewrite existing ones, moving them out of indexes they left.
+
+        Chunks are not transactions: if Redis fails midway, the chunks before are
+        written and the rest are not, and importing the same file again completes it.
+        """
+        numbers = [account.account_number for account in accounts]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("an account number appears twice in one import")
+        imported = updated = 0
+        for start in range(0, len(accounts), CHUNK_SIZE):
+            chunk = accounts[start : start + CHUNK_SIZE]
+            read = self._redis.pipeline(transaction=False)
+            for account in chunk:
+                read.hmget(keys.account(account.account_number), "phone", "meter_number")
+            previous = read.execute()
+
+            write = self._redis.pipeline(transaction=False)
+            for account, (old_phone, old_meter) in zip(chunk, previous, strict=True):
+                if old_phone is None:
+                    imported += 1
+                else:
+                    updated += 1
+                    if old_phone != account.phone:
+                        write.srem(keys.phone_accounts(old_phone), account.account_number)
+                    if old_meter and old_meter != account.meter_number:
+                        self._release_meter(
+                            keys=[keys.meter_account(old_meter)], args=[account.account_number], client=write
+                        )
+                write.hset(keys.account(account.account_number), mapping=_to_hash(account))
+                write.sadd(keys.phone_accounts(account.phone), account.account_number)
+                if account.meter_number:
+                    write.set(keys.meter_account(account.meter_number), account.account_number)
+            write.execute()
+        return ImportResult(imported=imported, updated=updated)
+
+
+def _to_hash(account: Account) -> dict[str, str]:
+    return {
+        "account_number": account.account_number,
+        "meter_number": account.meter_number,
+        "name": account.name,
+        "phone": account.phone,
+        "region": account.region,
+        "tariff": account.tariff,
+        "balance_due": str(account.balance_due),
+        "due_date": account.due_date.isoformat() if account.due_date else "",
+    }
+
+
+def _from_hash(fields: dict[str, str]) -> Account:
+    due_date = fields["due_date"]
+    return Account(
+        account_number=fields["account_number"],
+        meter_number=fields["meter_number"],
+        name=fields["name"],
+        phone=fields["phone"],
+        region=fields["region"],
+        tariff=fields["tariff"],
+        balance_due=int(fields["balance_due"]),
+        due_date=datetime.date.fromisoformat(due_date) if due_date else None,
+    )
