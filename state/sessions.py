@@ -1,16 +1,16 @@
 """USSD sessions in Redis: the record, a per-session lock, the replay cache, resume points.
 
-A hop costs a fixed number of round trips whatever happened before it: take the lock,
-read everything the hop needs in one pipeline, write everything back in one
-MULTI/EXEC, release the lock. Every key shares the phone's hash tag (see state.keys),
-so the MULTI is valid on a Redis Cluster too.
+A hop costs two round trips whatever happened before it: one pipeline takes the
+session's lock and reads everything the hop needs; one pipeline writes everything
+back, journals it and releases the lock. Every key of a session shares the phone's
+hash tag (see state.keys), so they live in one Redis Cluster slot.
 """
 from __future__ import annotations
 
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -42,7 +42,8 @@ class Session:
     started_at: float = field(default_factory=time.time)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # vars(), not asdict(): asdict deep-copies every value, a cost paid on each hop.
+        return json.dumps(vars(self), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str) -> "Session":
@@ -97,6 +98,16 @@ return 0
 """
 
 
+@dataclass
+class Held:
+    """A session locked for one hop, with everything the hop read."""
+
+    loaded: Loaded
+    lock_key: str
+    token: str
+    released: bool = False
+
+
 class SessionStore:
     def __init__(
         self,
@@ -112,32 +123,68 @@ class SessionStore:
         self._release = client.register_script(_RELEASE)
 
     @contextmanager
+    def hop(self, phone: str, session_id: str, hop_key: str) -> Iterator[Held]:
+        """Lock the session and read all a hop needs, in one round trip.
+
+        The lock is taken by the first command of the same pipeline as the reads: the
+        reads count only when it was granted. Pass the result to `save`, which releases
+        the lock with the writes; leaving the block releases it otherwise.
+        """
+        lock_key, token, values = self._acquire(phone, session_id, lambda pipe: self._reads(pipe, phone, session_id, hop_key))
+        held = Held(self._loaded(values), lock_key, token)
+        try:
+            yield held
+        finally:
+            if not held.released:
+                self._release(keys=[lock_key], args=[token])
+
+    @contextmanager
     def lock(self, phone: str, session_id: str) -> Iterator[None]:
-        """Serialise the hops of one session (gateways retry, customers type fast)."""
-        key = keys.session_lock(phone, session_id)
+        """Serialise work on one session (the lock `hop` takes)."""
+        lock_key, token, _ = self._acquire(phone, session_id, lambda pipe: None)
+        try:
+            yield
+        finally:
+            self._release(keys=[lock_key], args=[token])
+
+    def _acquire(
+        self, phone: str, session_id: str, reads: Callable[[redis.client.Pipeline], None]
+    ) -> tuple[str, str, list[Any]]:
+        lock_key = keys.session_lock(phone, session_id)
         token = secrets.token_hex(8)
         # The lock outlives a crashed holder by a few seconds only: the gateway gives up
         # after ~15 s anyway, and a stale lock must not block the customer's next hop.
         expiry_ms = int((self.lock_timeout + 5) * 1000)
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.002
-        while not self.redis.set(key, token, nx=True, px=expiry_ms):
+        while True:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(lock_key, token, nx=True, px=expiry_ms)
+            reads(pipe)
+            granted, *values = pipe.execute()
+            if granted:
+                return lock_key, token, values
             if time.monotonic() >= deadline:
                 raise SessionBusy(session_id)
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
-        try:
-            yield
-        finally:
-            self._release(keys=[key], args=[token])
 
     def load(self, phone: str, session_id: str, hop_key: str) -> Loaded:
+        """What a hop would read, without locking (for support tools and tests)."""
         pipe = self.redis.pipeline(transaction=False)
+        self._reads(pipe, phone, session_id, hop_key)
+        return self._loaded(pipe.execute())
+
+    @staticmethod
+    def _reads(pipe: redis.client.Pipeline, phone: str, session_id: str, hop_key: str) -> None:
         pipe.get(keys.session(phone, session_id))
         pipe.hget(keys.session_replies(phone, session_id), hop_key)
         pipe.hget(keys.profile(phone), "lang")
         pipe.get(keys.resume_point(phone))
-        raw_session, reply, language, raw_resume = pipe.execute()
+
+    @staticmethod
+    def _loaded(values: list[Any]) -> Loaded:
+        raw_session, reply, language, raw_resume = values
         return Loaded(
             session=Session.from_json(raw_session) if raw_session else None,
             reply=reply,
@@ -145,11 +192,16 @@ class SessionStore:
             resume=ResumePoint.from_json(raw_resume) if raw_resume else None,
         )
 
-    def save(self, change: Change) -> None:
+    def save(self, change: Change, held: Held | None = None) -> None:
+        """Write what a hop changed, journal it, and release ``held``: one round trip.
+
+        No MULTI: every writer of a session holds its lock, so nothing interleaves
+        with these writes that matters, and the journal (its own slot) can ride along.
+        """
         session = change.session
         phone, sid = session.phone, session.session_id
         replies = keys.session_replies(phone, sid)
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.redis.pipeline(transaction=False)
         # The session record stays after END so that a retried last hop still finds it
         # (and its cached reply) instead of starting a new session.
         pipe.set(keys.session(phone, sid), session.to_json(), ex=self.ttl)
@@ -162,19 +214,9 @@ class SessionStore:
             pipe.set(keys.resume_point(phone), point.to_json(), ex=self.resume_ttl)
         else:
             pipe.delete(keys.resume_point(phone))
+        for trigger, source, dest in change.transitions:
+            journal.append(pipe, "ussd.transition", session=sid, phone=phone, trigger=trigger, source=source, dest=dest)
+        if held is not None:
+            self._release(keys=[held.lock_key], args=[held.token], client=pipe)
+            held.released = True
         pipe.execute()
-        if change.transitions:
-            # The journal lives in its own slot, so it cannot join the MULTI above on a
-            # cluster; it is written right after, in one more round trip.
-            journal_pipe = self.redis.pipeline(transaction=False)
-            for trigger, source, dest in change.transitions:
-                journal.append(
-                    journal_pipe,
-                    "ussd.transition",
-                    session=sid,
-                    phone=phone,
-                    trigger=trigger,
-                    source=source,
-                    dest=dest,
-                )
-            journal_pipe.execute()

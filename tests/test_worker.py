@@ -36,9 +36,10 @@ def test_the_in_process_worker_thread_picks_up_jobs(app):
     assert not background.is_alive()
 
 
-def test_worker_command_refuses_the_embedded_store():
+def test_worker_command_refuses_the_embedded_store(monkeypatch):
     from app import create_app
 
+    monkeypatch.delenv("REDIS_URL", raising=False)
     result = create_app({"TESTING": True}).test_cli_runner().invoke(args=["worker", "--burst"])
     assert result.exit_code == 2
     assert "REDIS_URL is not set" in result.output

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import redis
 
-from state.sessions import Change, Loaded, Session, SessionBusy, SessionStore
+from state.sessions import Change, Held, Loaded, Session, SessionBusy, SessionStore
 from ussd import menu
 from ussd.catalogue import DEFAULT_LANGUAGE, languages, text
 from ussd.gateways.base import Hop
@@ -43,8 +43,8 @@ class Engine:
 
     def answer(self, hop: Hop) -> Screen:
         try:
-            with self.store.lock(hop.phone, hop.session_id):
-                return self._answer(hop)
+            with self.store.hop(hop.phone, hop.session_id, hop.hop_key) as held:
+                return self._answer(hop, held)
         except SessionBusy:
             log.warning("session %s of %s busy: hop refused", hop.session_id, mask_tail(hop.phone))
             return Screen(text(self.settings.default_language, "end.busy"), end=True)
@@ -52,8 +52,8 @@ class Engine:
             log.exception("redis unavailable: hop of %s refused", mask_tail(hop.phone))
             return Screen(text(self.settings.default_language, "end.down"), end=True)
 
-    def _answer(self, hop: Hop) -> Screen:
-        loaded = self.store.load(hop.phone, hop.session_id, hop.hop_key)
+    def _answer(self, hop: Hop, held: Held) -> Screen:
+        loaded = held.loaded
         if loaded.reply is not None:
             return Screen.from_cache(loaded.reply)
         session, inputs = self._session_and_inputs(hop, loaded)
@@ -69,7 +69,8 @@ class Engine:
                 transitions=outcome.moves,
                 remember_language=outcome.language_changed,
                 resumable=not screen.end and SCREENS[session.state].resumable,
-            )
+            ),
+            held,
         )
         return screen
 

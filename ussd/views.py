@@ -20,9 +20,21 @@ log = logging.getLogger(__name__)
 bp = Blueprint("ussd", __name__, url_prefix="/ussd")
 
 
+EXTENSION = "guichet.ussd"
+
+
 def engine() -> Engine:
-    client = get_redis()
-    config = current_app.config
+    """The app's hop engine, built on first use (its parts hold no per-hop state)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    built: Engine | None = app.extensions.get(EXTENSION)
+    if built is None:
+        built = app.extensions[EXTENSION] = _build_engine(app)
+    return built
+
+
+def _build_engine(app: Flask) -> Engine:
+    client = get_redis(app)
+    config = app.config
     return Engine(
         SessionStore(
             client,
