@@ -69,10 +69,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 @click.command("serve")
 @click.option("--host", envvar="HOST", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", envvar="PORT", default=8000, show_default=True, help="Port to listen on.")
-@click.option("--threads", envvar="GUICHET_THREADS", default=16, show_default=True, help="Request threads.")
+@click.option("--threads", envvar="GUICHET_THREADS", default=16, show_default=True, help="Request threads per process.")
+@click.option(
+    "--workers",
+    envvar="WEB_CONCURRENCY",
+    type=int,
+    default=None,
+    help="Serving processes. Default: one per CPU with REDIS_URL, one on the embedded store.",
+)
 @click.option("--no-worker", is_flag=True, help="Do not run the background worker in this process.")
 @with_appcontext
-def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
+def serve_command(host: str, port: int, threads: int, workers: int | None, no_worker: bool) -> None:
     """Serve the webhooks with gunicorn, and the background worker beside them."""
     from gunicorn.app.base import BaseApplication
 
@@ -81,9 +88,16 @@ def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     embedded = get_store(app).embedded
+    if embedded:
+        if workers not in (None, 1):
+            raise click.UsageError("the embedded store lives in one process: set REDIS_URL to serve with several")
+        workers = 1
+    elif workers is None:
+        workers = os.cpu_count() or 1
 
     def post_worker_init(_worker: object) -> None:
-        # Runs in the serving process, so the embedded store is the one requests see.
+        # Runs in each serving process (after the fork), so the embedded store and the
+        # job worker's connections belong to the process that serves the requests.
         if embedded:
             seed_embedded_demo(app)
         if not no_worker:
@@ -93,8 +107,7 @@ def serve_command(host: str, port: int, threads: int, no_worker: bool) -> None:
         def load_config(self) -> None:
             settings = {
                 "bind": f"{host}:{port}",
-                # One process: the embedded store cannot be shared between processes.
-                "workers": 1,
+                "workers": workers,
                 "worker_class": "gthread",
                 "threads": threads,
                 "timeout": 30,
