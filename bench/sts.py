@@ -1,4 +1,9 @@
-"""Tokens per second of the built-in STS engine on one core: `python bench/sts.py [--seconds N]`.
+"""Tokens per second of the built-in STS engine on one core, and the cost of a whole `vend`.
+
+    python bench/sts.py [--seconds N] [--vends N] [--redis redis://127.0.0.1:6379/15]
+
+--redis FLUSHES that database (use a spare db number); without it the vend figure is
+on fakeredis, which adds its own cost per command.
 
 Issues electricity credit tokens for one meter, as a busy vending day does: the decoder key
 is derived once (DKGA02, cached) and every token pays for the amount encoding, the TID, the
@@ -40,9 +45,44 @@ def issue_rate(seconds: float) -> tuple[int, float]:
             return count, now - started
 
 
+def vend_cost(vends: int, redis_url: str | None) -> tuple[float, float]:
+    """(vends per second, median ms per vend) through BuiltinVending: meter lookup, lock,
+    tariff arithmetic, token, receipt number, and the recording pipeline."""
+    import statistics
+
+    import fakeredis
+    import redis
+
+    from utility.customers import Account, RedisCustomerBase
+    from utility.meters import with_check_digit
+    from utility.vending.builtin import BuiltinVending, StsSettings
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True) if redis_url else fakeredis.FakeRedis(decode_responses=True)
+    client.flushdb()
+    meters = [with_check_digit(f"014{n:07d}") for n in range(100)]
+    customers = RedisCustomerBase(client)
+    customers.upsert([Account(f"CM-{n}", m, "Jean Mbarga", f"+2376990{n:05d}", "Centre", "prepaid", 0, None)
+                      for n, m in enumerate(meters)])
+    vending = BuiltinVending(client, customers, StsSettings(vending_key=bytes.fromhex("abababababababab")))
+    for meter in meters:  # derive every decoder key first: a vending day reuses them
+        vending.quote(meter, 1_000)
+        sts.decoder_key(vending.settings.meter(meter))
+    timings = []
+    started = time.perf_counter()
+    for n in range(vends):
+        t0 = time.perf_counter()
+        vending.vend(meters[n % len(meters)], 2_000 + n % 7, f"BENCH-{n}")
+        timings.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
+    client.flushdb()
+    return vends / elapsed, statistics.median(timings) * 1000
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to measure (default 10)")
+    parser.add_argument("--vends", type=int, default=2000, help="vends for the end-to-end figure (0: skip)")
+    parser.add_argument("--redis", help="Redis URL for the vend figure (its db is FLUSHED); default fakeredis")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -52,6 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     count, elapsed = issue_rate(args.seconds)
     print(f"{count / elapsed:.0f} tokens/s ({count} credit tokens in {elapsed:.1f} s, one core, cached decoder key)")
     print(f"first-use setup: {setup_ms:.0f} ms (DKGA02 + EA07 table compilation)")
+    if args.vends:
+        rate, median_ms = vend_cost(args.vends, args.redis)
+        print(f"vend end to end: {rate:.0f} vends/s, median {median_ms:.2f} ms ({args.redis or 'fakeredis'})")
 
 
 if __name__ == "__main__":

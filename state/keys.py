@@ -52,6 +52,36 @@ def meter_account(meter_number: str) -> str:
     return _key(f"meter:{meter_number}", "account")
 
 
+# -- vending (built-in engine) ----------------------------------------------------------
+def meter_keys(meter_number: str) -> str:
+    """Hash: the STS key data installed on a meter, when it differs from the target,
+    and ``blocked`` (a reason) when vending to it is stopped."""
+    return _key(f"meter:{meter_number}", "sts")
+
+
+def meter_month(meter_number: str, month: str) -> str:
+    """Hash: units credited (in tenths) and purchases made in a calendar month (YYYY-MM)."""
+    return _key(f"meter:{meter_number}", f"month:{month}")
+
+
+def meter_vends(meter_number: str) -> str:
+    """List: references of the meter's vends, newest first."""
+    return _key(f"meter:{meter_number}", "vends")
+
+
+def meter_lock(meter_number: str) -> str:
+    return _key(f"meter:{meter_number}", "lock")
+
+
+def vend(reference: str) -> str:
+    """String: a vend's receipt (JSON), under the caller's idempotency key."""
+    return _key(f"vend:{reference}", "vend")
+
+
+def receipt_sequence() -> str:
+    return _key("vending", "receipt-seq")
+
+
 # -- streams ------------------------------------------------------------------------
 def journal() -> str:
     """Stream of every state change (sessions now; orders, campaigns later)."""

@@ -8,7 +8,6 @@ hash tag (see state.keys), so they live in one Redis Cluster slot.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from typing import Any
 
 import redis
 
-from state import journal, keys
+from state import journal, keys, locks
 
 
 class SessionBusy(Exception):
@@ -90,12 +89,6 @@ class Change:
     resumable: bool = False  # the session stopped mid-flow: keep a resume point
 
 
-# Delete the lock only if it is still ours: a hop slower than the lock's expiry must not
-# free the lock another hop has taken since.
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
 
 
 @dataclass
@@ -120,7 +113,7 @@ class SessionStore:
         self.ttl = ttl
         self.resume_ttl = resume_ttl
         self.lock_timeout = lock_timeout
-        self._release = client.register_script(_RELEASE)
+        self._release = client.register_script(locks.RELEASE_SCRIPT)
 
     @contextmanager
     def hop(self, phone: str, session_id: str, hop_key: str) -> Iterator[Held]:
@@ -151,7 +144,7 @@ class SessionStore:
         self, phone: str, session_id: str, reads: Callable[[redis.client.Pipeline], None]
     ) -> tuple[str, str, list[Any]]:
         lock_key = keys.session_lock(phone, session_id)
-        token = secrets.token_hex(8)
+        token = locks.new_token()
         # The lock outlives a crashed holder by a few seconds only: the gateway gives up
         # after ~15 s anyway, and a stale lock must not block the customer's next hop.
         expiry_ms = int((self.lock_timeout + 5) * 1000)
@@ -164,10 +157,10 @@ class SessionStore:
             granted, *values = pipe.execute()
             if granted:
                 return lock_key, token, values
-            if time.monotonic() >= deadline:
-                raise SessionBusy(session_id)
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            try:
+                delay = locks.backoff(deadline, delay, lock_key)
+            except locks.LockTimeout:
+                raise SessionBusy(session_id) from None
 
     def load(self, phone: str, session_id: str, hop_key: str) -> Loaded:
         """What a hop would read, without locking (for support tools and tests)."""

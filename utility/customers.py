@@ -105,6 +105,11 @@ class RedisCustomerBase:
             return None
         return account
 
+    def add_to_balance(self, account_number: str, delta: int, pipe: redis.client.Pipeline | None = None) -> None:
+        """Change an account's balance due by ``delta`` XAF (negative: a payment or a
+        debt recovered). With ``pipe``, queued with the change that causes it."""
+        (pipe or self._redis).hincrby(keys.account(account_number), "balance_due", delta)
+
     def upsert(self, accounts: Sequence[Account]) -> ImportResult:
         """Add new accounts and rewrite existing ones, moving them out of indexes they left.
 

@@ -11,6 +11,7 @@ the STS resolution).
 from __future__ import annotations
 
 import datetime
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -72,6 +73,27 @@ class Vend:
     issued_at: datetime.datetime
     free: bool = False  # a free issue (campaign), not a purchase
     extra: dict[str, str] = field(default_factory=dict)  # backend-specific receipt lines
+
+    def to_json(self) -> str:
+        record = dict(vars(self))
+        record.update(
+            units=str(self.units),
+            charges=[[c.code, c.amount] for c in self.charges],
+            tokens=list(self.tokens),
+            issued_at=self.issued_at.isoformat(),
+        )
+        return json.dumps(record, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> "Vend":
+        record = json.loads(raw)
+        record.update(
+            units=Decimal(record["units"]),
+            charges=tuple(Charge(code, amount) for code, amount in record["charges"]),
+            tokens=tuple(record["tokens"]),
+            issued_at=datetime.datetime.fromisoformat(record["issued_at"]),
+        )
+        return cls(**record)
 
 
 # -- errors ------------------------------------------------------------------------------
