@@ -24,6 +24,22 @@ DEFAULTS: dict[str, Any] = {
     "SERVICE_CODES": (),  # the service's own codes, e.g. ["*384*1234#"] on a shared code
     "DEMO_CUSTOMERS": 500,  # customers seeded on the embedded store by `guichet serve`
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # admin CSV uploads; USSD has its own 4 KB cap
+    # Vending (utility.vending): the built-in STS engine, or the utility's XMLVend server.
+    "VENDING_BACKEND": "builtin",
+    "STS_VENDING_KEY": None,  # hex; None: the public STS test key (demo meters only)
+    "STS_KEY_TYPE": 2,
+    "STS_SGC": "123456",
+    "STS_TARIFF_INDEX": "01",
+    "STS_KRN": 1,
+    "STS_BASE_DATE": "2014-01-01",
+    "STS_TABLES": "test",
+    "TARIFFS_FILE": None,  # None: the shipped utility/vending/tariffs.toml
+    "XMLVEND_URL": None,
+    "XMLVEND_CLIENT_ID": None,
+    "XMLVEND_TERMINAL_ID": None,
+    "XMLVEND_OPERATOR": None,
+    "XMLVEND_PASSWORD": None,
+    "XMLVEND_TIMEOUT": 10.0,
 }
 
 

@@ -82,6 +82,38 @@ def receipt_sequence() -> str:
     return _key("vending", "receipt-seq")
 
 
+# -- SMS outbox -------------------------------------------------------------------------
+def sms_message(message_id: str) -> str:
+    """Hash: one outgoing SMS (recipient, body, state, provider id, attempts...)."""
+    return _key(f"sms:{message_id}", "message")
+
+
+def sms_reference(reference: str) -> str:
+    """String: the message id sent for a caller's reference (one SMS per reference)."""
+    return _key(f"smsref:{reference}", "message-id")
+
+
+def sms_provider_id(provider: str, provider_id: str) -> str:
+    """String: our message id for a provider's message id (delivery reports)."""
+    return _key(f"smsid:{provider}:{provider_id}", "message-id")
+
+
+def sms_rate(provider: str) -> str:
+    """The provider's send-rate window."""
+    return _key(f"smsrate:{provider}", "window")
+
+
+# -- payments -----------------------------------------------------------------------------
+def payment(provider: str, provider_ref: str) -> str:
+    """Hash: one payment request at a provider (order, payer, amount, state, reason)."""
+    return _key(f"pay:{provider}:{provider_ref}", "payment")
+
+
+def provider_token(provider: str) -> str:
+    """String: a provider's cached access token (OAuth), with its expiry as TTL."""
+    return _key(f"pay:{provider}", "token")
+
+
 # -- streams ------------------------------------------------------------------------
 def journal() -> str:
     """Stream of every state change (sessions now; orders, campaigns later)."""
