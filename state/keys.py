@@ -114,6 +114,32 @@ def provider_token(provider: str) -> str:
     return _key(f"pay:{provider}", "token")
 
 
+# -- operator switches, orders, billing ------------------------------------------------------
+def switches() -> str:
+    """Hash: backend name -> "down" while an operator (or a test) has switched it off."""
+    return _key("switches", "backends")
+
+
+def order(reference: str) -> str:
+    """String: one order (JSON), its state persisted by the order machine."""
+    return _key(f"order:{reference}", "order")
+
+
+def order_lock(reference: str) -> str:
+    return _key(f"order:{reference}", "lock")
+
+
+def phone_orders(phone: str) -> str:
+    """List: the phone's latest order references, newest first."""
+    return _key(phone, "orders")
+
+
+def bill_payment(account_number: str, reference: str) -> str:
+    """String: a bill payment posted by the built-in billing (JSON). Tagged like the
+    account, so the payment and the balance change are one atomic script."""
+    return _key(f"acct:{account_number}", f"bill:{reference}")
+
+
 # -- streams ------------------------------------------------------------------------
 def journal() -> str:
     """Stream of every state change (sessions now; orders, campaigns later)."""

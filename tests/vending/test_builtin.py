@@ -188,3 +188,16 @@ def test_redis_down_is_backend_unavailable_for_every_operation(fake_redis, clock
                  lambda: vending.free_issue(METER, Decimal(5), "C-13")):
         with pytest.raises(BackendUnavailable):
             call()
+
+
+def test_switched_off_vending_is_unavailable_and_keeps_its_records(vending):
+    from state import switches
+
+    done = vending.vend(METER, 5_000, "ORD-14")
+    switches.set_down(vending.redis, "vending", True)
+    with pytest.raises(BackendUnavailable) as down:
+        vending.vend(METER, 5_000, "ORD-15")
+    assert down.value.retryable
+    assert vending.vend(METER, 5_000, "ORD-14") == done  # a finished vend is still answered
+    switches.set_down(vending.redis, "vending", False)
+    assert vending.vend(METER, 5_000, "ORD-15").tokens

@@ -18,7 +18,7 @@ from typing import ParamSpec, TypeVar
 
 import redis
 
-from state import journal, keys, locks
+from state import journal, keys, locks, switches
 from utility.customers import Account, CustomerBase, RedisCustomerBase, mask_tail
 from utility.meters import meter_problem, pan_for
 from utility.vending import sts
@@ -160,6 +160,8 @@ class BuiltinVending:
 
     # -- the work -----------------------------------------------------------------------
     def _account(self, meter: str) -> tuple[Account, Tariff]:
+        if switches.is_down(self.redis, "vending"):
+            raise BackendUnavailable("vending is switched off")
         if meter_problem(meter):
             raise UnknownMeter(meter_problem(meter) or "", meter=mask_tail(meter))
         account = self.customers.account_for_meter(meter)
