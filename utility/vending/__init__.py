@@ -60,6 +60,9 @@ def from_config(config: Mapping[str, Any], client: redis.Redis, customers: Custo
             operator=str(config["XMLVEND_OPERATOR"]),
             password=str(config["XMLVEND_PASSWORD"]),
             timeout=float(config.get("XMLVEND_TIMEOUT", 10.0)),
+            retries=int(config.get("XMLVEND_RETRIES", 2)),
+            currency=str(config.get("XMLVEND_CURRENCY", "XAF")),
+            resource=str(config.get("XMLVEND_RESOURCE", "electricity")),
         )
     raise ValueError(f"unknown VENDING_BACKEND {kind!r}: use builtin or xmlvend")
 
