@@ -1,0 +1,501 @@
+"""The durable SMS outbox: every customer SMS is stored, queued on rq, sent at most once.
+
+A message lives in one Redis hash (keys.sms_message) and moves through ``state``:
+
+    queued -> sending -> sent
+                      -> queued       retryable error: again after 10 s, 30 s, 90 s, 5 min, 15 min
+                      -> failed       final refusal, or still failing at the 6th attempt
+                      -> unconfirmed  nobody can tell whether the provider took it
+
+``send()`` stores the message and queues the rq job ``deliver(message_id)``. It is
+idempotent by the caller's ``reference`` (one message per reference, ever, within the
+retention). ``deliver`` claims the message (queued -> sending, atomically, with a claim
+token), waits for its turn under the provider's send rate by re-enqueueing itself (never a
+busy loop), sends through the configured provider (sms.providers) and records the outcome.
+A duplicate job finds the message no longer queued and does nothing. Every state change
+is journaled (kinds "sms.*") in the same MULTI that makes it.
+
+At most once, on purpose. Once a message is "sending", the provider may have taken it
+even if we never hear back: a worker killed mid-call, a read timeout, a lost answer. Sending
+it again could text a customer the same token twice, or twice a "payment received"; sending
+it never loses only what the customer can ask for again. So a message whose outcome is
+unknown becomes ``unconfirmed`` and is never sent again by the outbox: `sweep_stale()`
+finds messages left "sending" longer than SMS_CLAIM_TIMEOUT (their worker died) and marks
+them so, with a journal entry and a warning for the operators. A customer who did not get
+it asks for a resend, which is a new message with a new reference. Only errors that prove
+the provider did not take the message (a refusal, an error status, no connection) are
+retried.
+
+The sweep also requeues messages left "queued" with no job to run them (a process died
+between storing and queueing). It runs as a self-renewing rq job every SMS_SWEEP_EVERY
+seconds, started by the first delivery (and by `guichet sms sweep`).
+
+Delivery reports (sms.views) land in ``delivery`` (delivered | failed | the provider's
+intermediate word), beside ``state``, through `record_delivery()`.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from flask import Flask, current_app
+from rq.job import Job
+
+from sms.client import OutgoingSms, SmsClient, SmsError, mask_digits
+from sms.gsm import sms_segments
+from sms.providers import client_from_config, provider_name
+from state import journal, keys, worker
+from state.store import get_redis, get_store
+from utility.customers import mask_tail
+
+log = logging.getLogger(__name__)
+
+BACKOFF = (10, 30, 90, 300, 900)  # seconds before attempts 2..6
+MAX_ATTEMPTS = len(BACKOFF) + 1
+FINISHED = ("sent", "failed", "unconfirmed")
+FINAL_DELIVERY = ("delivered", "failed")
+CLIENT_EXTENSION = "guichet.sms.client"
+
+# The clock of every decision here; tests replace it to move time without waiting.
+clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True)
+class Settings:
+    provider: str
+    rate_per_second: float
+    claim_timeout: float
+    requeue_after: float
+    sweep_every: int
+    retention: int  # seconds
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Settings":
+        send_timeout = float(config.get("SMS_TIMEOUT") or 10)
+        return cls(
+            provider=provider_name(config),
+            rate_per_second=float(config.get("SMS_RATE_PER_SECOND", 10) or 0),
+            # A claim younger than the longest a provider call can take may belong to a
+            # worker still waiting for the answer: never call it stale.
+            claim_timeout=max(float(config.get("SMS_CLAIM_TIMEOUT") or 60), 3 * send_timeout),
+            requeue_after=float(config.get("SMS_REQUEUE_AFTER") or 300),
+            sweep_every=int(config.get("SMS_SWEEP_EVERY", 60) or 0),
+            retention=int(float(config.get("SMS_RETENTION_DAYS") or 30) * 86400),
+        )
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    to: str
+    body: str
+    kind: str
+    reference: str
+    state: str
+    attempts: int
+    segments: int
+    created_at: float
+    provider: str = ""
+    provider_id: str = ""
+    cost: str = ""
+    error: str = ""
+    delivery: str = ""
+    fields: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_hash(cls, record: Mapping[str, str]) -> "Message":
+        return cls(
+            id=record["id"],
+            to=record.get("to", ""),
+            body=record.get("body", ""),
+            kind=record.get("kind", ""),
+            reference=record.get("reference", ""),
+            state=record.get("state", ""),
+            attempts=int(record.get("attempts") or 0),
+            segments=int(record.get("segments") or 0),
+            created_at=float(record.get("created_at") or 0),
+            provider=record.get("provider", ""),
+            provider_id=record.get("provider_id", ""),
+            cost=record.get("cost", ""),
+            error=record.get("error", ""),
+            delivery=record.get("delivery", ""),
+            fields=dict(record),
+        )
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    unconfirmed: tuple[str, ...] = ()
+    requeued: tuple[str, ...] = ()
+
+
+def _app(app: Flask | None) -> Flask:
+    return app or current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+def _stamp(now: float) -> str:
+    return f"{now:.3f}"
+
+
+# -- queueing ---------------------------------------------------------------------------------
+def send(app: Flask | None, to: str, body: str, reference: str, kind: str) -> str:
+    """Queue ``body`` for ``to`` (E.164) and return the message id.
+
+    Idempotent by ``reference`` (the caller's key, e.g. "order:ABC:token"): the same
+    reference always returns the first message's id and never queues a second message.
+    """
+    if not to.startswith("+") or not to[1:].isdigit() or not 8 <= len(to) <= 16:
+        raise ValueError(f"not an E.164 phone number: {mask_tail(to)}")
+    if not body:
+        raise ValueError("empty SMS body")
+    if not reference:
+        raise ValueError("a reference is required (one message per reference)")
+    app = _app(app)
+    settings = Settings.from_config(app.config)
+    r = get_redis(app)
+    message_id = uuid.uuid4().hex
+    ref_key, msg_key = keys.sms_reference(reference), keys.sms_message(message_id)
+    now = clock()
+    segments = sms_segments(body)
+    with r.pipeline() as pipe:
+        while True:
+            try:
+                # WATCH + SET NX: two callers racing on one reference cannot both create.
+                pipe.watch(ref_key)
+                existing = pipe.get(ref_key)
+                if existing:
+                    pipe.unwatch()
+                    log.info("sms for reference %s already queued as %s", reference, existing)
+                    return str(existing)
+                pipe.multi()
+                pipe.set(ref_key, message_id, nx=True, ex=settings.retention)
+                pipe.hset(
+                    msg_key,
+                    mapping={
+                        "id": message_id,
+                        "to": to,
+                        "body": body,
+                        "kind": kind,
+                        "reference": reference,
+                        "state": "queued",
+                        "attempts": 0,
+                        "segments": segments,
+                        "created_at": _stamp(now),
+                        "updated_at": _stamp(now),
+                        "next_attempt_at": _stamp(now),
+                    },
+                )
+                pipe.expire(msg_key, settings.retention)
+                journal.append(
+                    pipe, "sms.queued", message=message_id, reference=reference, sms_kind=kind, phone=to,
+                    segments=segments,
+                )
+                pipe.execute()
+                break
+            except redis.WatchError:
+                continue
+    # Queued after the commit: a job must never find its message missing. A crash in
+    # between leaves a queued message without a job, which the sweep requeues.
+    worker.queue(app).enqueue(deliver, message_id)
+    log.info("sms %s (%s) queued for %s, %d segment(s)", message_id, kind, mask_tail(to), segments)
+    return message_id
+
+
+def load(client: redis.Redis, message_id: str) -> Message | None:
+    record = client.hgetall(keys.sms_message(message_id))
+    return Message.from_hash(record) if record else None
+
+
+def find(client: redis.Redis, reference: str) -> Message | None:
+    """The message sent for a caller's reference, if any."""
+    message_id = client.get(keys.sms_reference(reference))
+    return load(client, message_id) if message_id else None
+
+
+# -- state changes --------------------------------------------------------------------------
+def _change(
+    client: redis.Redis,
+    message_id: str,
+    allowed: Callable[[dict[str, str]], bool],
+    changes: Callable[[dict[str, str]], dict[str, Any]],
+    event: str,
+    also: Callable[[Any, dict[str, str]], None] | None = None,
+    **journal_fields: Any,
+) -> dict[str, str] | None:
+    """Apply ``changes`` to a message if ``allowed`` by its current fields, journaling
+    ``event`` in the same MULTI. Returns the new fields, or None when not allowed."""
+    key = keys.sms_message(message_id)
+    with client.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                current: dict[str, str] = pipe.hgetall(key)
+                if not current or not allowed(current):
+                    pipe.unwatch()
+                    return None
+                update = {name: str(value) for name, value in changes(current).items()}
+                update["updated_at"] = _stamp(clock())
+                pipe.multi()
+                pipe.hset(key, mapping=update)
+                if also is not None:
+                    also(pipe, current)
+                journal.append(pipe, event, message=message_id, state=update.get("state", current.get("state")),
+                               **journal_fields)
+                pipe.execute()
+                return {**current, **update}
+            except redis.WatchError:
+                continue
+
+
+# -- delivery (the rq job) ------------------------------------------------------------------------
+def get_client(app: Flask | None = None) -> SmsClient:
+    """The app's SMS client, built once from its configuration."""
+    app = _app(app)
+    client: SmsClient | None = app.extensions.get(CLIENT_EXTENSION)
+    if client is None:
+        client = app.extensions[CLIENT_EXTENSION] = client_from_config(app.config)
+    return client
+
+
+_RESERVE_SLOT = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil((tat + interval - now) * 1000) + 1000)
+return tostring(tat - now)
+"""
+
+
+def reserve_slot(client: redis.Redis, provider: str, rate_per_second: float, now: float) -> float:
+    """Reserve the provider's next send slot; seconds to wait for it (0: go now).
+
+    One slot every 1/rate seconds across every worker (a GCRA on keys.sms_rate). A
+    message that must wait keeps its slot, so a backlog drains at exactly the rate
+    instead of every waiting job retrying at once.
+    """
+    if rate_per_second <= 0:
+        return 0.0
+    wait = client.eval(_RESERVE_SLOT, 1, keys.sms_rate(provider), repr(now), repr(1.0 / rate_per_second))
+    return max(0.0, float(wait))
+
+
+def deliver(message_id: str, reserved: bool = False) -> str:
+    """The rq job: send one queued message, at most once. Returns what it did (for logs)."""
+    app = _app(None)
+    settings = Settings.from_config(app.config)
+    r = get_redis(app)
+    now = clock()
+    ensure_sweeping(app, now)
+    message = load(r, message_id)
+    if message is None:
+        log.warning("sms %s: no such message (expired?)", message_id)
+        return "missing"
+    if message.state != "queued":
+        log.info("sms %s is %s already: nothing to do", message_id, message.state)
+        return message.state
+
+    if not reserved:
+        wait = reserve_slot(r, settings.provider, settings.rate_per_second, now)
+        if wait > 0:
+            r.hset(keys.sms_message(message_id), "next_attempt_at", _stamp(now + wait))
+            worker.queue(app).enqueue_in(datetime.timedelta(seconds=wait), deliver, message_id, True)
+            log.debug("sms %s waits %.2f s for its %s slot", message_id, wait, settings.provider)
+            return "deferred"
+
+    # Built before the claim: a configuration error must leave the message queued, not
+    # in a "sending" nobody can vouch for.
+    client = get_client(app)
+    claim = uuid.uuid4().hex
+    claimed = _change(
+        r, message_id,
+        lambda m: m.get("state") == "queued",
+        lambda m: {
+            "state": "sending", "claim": claim, "claimed_at": _stamp(now),
+            "attempts": int(m.get("attempts") or 0) + 1, "provider": settings.provider,
+        },
+        "sms.sending",
+        provider=settings.provider,
+    )
+    if claimed is None:
+        return "claimed elsewhere"
+    attempt = int(claimed["attempts"])
+
+    def ours(m: dict[str, str]) -> bool:
+        # "unconfirmed" too: a sweep may have given up on a slow (not dead) worker, and
+        # what that worker learns is the truth.
+        return m.get("claim") == claim and m.get("state") in ("sending", "unconfirmed")
+
+    sms = OutgoingSms(message_id, message.to, message.body)
+    try:
+        result = client.send(sms)
+    except SmsError as exc:
+        return _after_error(app, settings, message_id, attempt, exc, ours)
+
+    def index(pipe: Any, _current: dict[str, str]) -> None:
+        pipe.set(keys.sms_provider_id(result.provider, result.provider_id), message_id, ex=settings.retention)
+
+    done = _change(
+        r, message_id, ours,
+        lambda m: {
+            "state": "sent", "provider": result.provider, "provider_id": result.provider_id,
+            "provider_status": result.status, "cost": result.cost, "sent_at": _stamp(clock()), "error": "",
+        },
+        "sms.sent",
+        also=index,
+        provider=result.provider, provider_id=result.provider_id, cost=result.cost, attempt=attempt,
+    )
+    if done is None:
+        log.error("sms %s was sent (%s) but its claim was lost: recorded nowhere", message_id, result.provider_id)
+    return "sent"
+
+
+def _after_error(
+    app: Flask, settings: Settings, message_id: str, attempt: int, exc: SmsError,
+    ours: Callable[[dict[str, str]], bool],
+) -> str:
+    r = get_redis(app)
+    if exc.maybe_sent:
+        _change(r, message_id, ours, lambda m: {"state": "unconfirmed", "error": exc.message},
+                "sms.unconfirmed", reason=exc.message, attempt=attempt)
+        log.warning("sms %s is unconfirmed (the provider may have it; not resent): %s", message_id,
+                    mask_digits(exc.message))
+        return "unconfirmed"
+    if exc.retryable and attempt < MAX_ATTEMPTS:
+        delay = BACKOFF[attempt - 1]
+        retry_at = clock() + delay
+        changed = _change(
+            r, message_id, ours,
+            lambda m: {"state": "queued", "error": exc.message, "next_attempt_at": _stamp(retry_at)},
+            "sms.retry", reason=exc.message, attempt=attempt, delay=delay,
+        )
+        if changed is not None:
+            worker.queue(app).enqueue_in(datetime.timedelta(seconds=delay), deliver, message_id)
+        return "retry"
+    reason = exc.message if not exc.retryable else f"gave up after {attempt} attempts: {exc.message}"
+    _change(r, message_id, ours, lambda m: {"state": "failed", "error": reason},
+            "sms.failed", reason=reason, attempt=attempt)
+    log.warning("sms %s failed: %s", message_id, mask_digits(reason))
+    return "failed"
+
+
+# -- stale messages -------------------------------------------------------------------------------
+def sweep_stale(app: Flask | None = None, now: float | None = None) -> SweepResult:
+    """Mark messages stuck in "sending" as unconfirmed (never resent: see the module
+    docstring) and requeue messages stuck in "queued" with no job left to run them."""
+    app = _app(app)
+    settings = Settings.from_config(app.config)
+    r = get_redis(app)
+    now = clock() if now is None else now
+    unconfirmed: list[str] = []
+    requeued: list[str] = []
+    # While jobs wait in the queue, a late message may just be behind them: requeueing it
+    # then would only pile duplicates onto the backlog.
+    backlog = worker.queue(app).count
+    # No index of messages in flight (state.keys has none): a SCAN of the message hashes,
+    # fine for a periodic job at outbox sizes (retention bounds them).
+    for key in r.scan_iter(match=keys.sms_message("*"), count=1000):
+        state, message_id, claimed_at, next_at = r.hmget(key, "state", "id", "claimed_at", "next_attempt_at")
+        if not message_id:
+            continue
+        if state == "sending" and float(claimed_at or 0) < now - settings.claim_timeout:
+            claim_at = claimed_at
+
+            def stale(m: dict[str, str], claim_at: str | None = claim_at) -> bool:
+                return m.get("state") == "sending" and m.get("claimed_at") == claim_at
+
+            if _change(r, message_id, stale,
+                       lambda m: {"state": "unconfirmed", "error": "worker lost during the send"},
+                       "sms.unconfirmed", reason="stale claim", claimed_at=claimed_at) is not None:
+                unconfirmed.append(message_id)
+                log.warning(
+                    "sms %s was left sending since %s (its worker died): unconfirmed, not resent; "
+                    "the customer may need a resend", message_id, claimed_at,
+                )
+        elif state == "queued" and not backlog and float(next_at or 0) < now - settings.requeue_after:
+            waited = next_at
+
+            def lost(m: dict[str, str], waited: str | None = waited) -> bool:
+                return m.get("state") == "queued" and m.get("next_attempt_at") == waited
+
+            if _change(r, message_id, lost, lambda m: {"next_attempt_at": _stamp(now)},
+                       "sms.requeued", waited_since=waited) is not None:
+                worker.queue(app).enqueue(deliver, message_id)
+                requeued.append(message_id)
+                log.warning("sms %s was queued with no job since %s: requeued", message_id, waited)
+    return SweepResult(tuple(unconfirmed), tuple(requeued))
+
+
+def _sweep_job_id(period: int) -> str:
+    return f"guichet-sms-sweep-{period}"
+
+
+def sweep_job(period: int) -> SweepResult:
+    """The periodic rq job: sweep, then book the next period's sweep."""
+    app = _app(None)
+    every = Settings.from_config(app.config).sweep_every
+    if every > 0:
+        # Booked first, so a sweep that fails does not end the chain. A sweep that ran
+        # late books the next period still ahead, not the ones it missed.
+        _schedule_sweep(app, max(period + 1, int(clock() // every) + 1), every)
+    return sweep_stale(app)
+
+
+def ensure_sweeping(app: Flask | None = None, now: float | None = None) -> None:
+    """Make sure a sweep is booked for the next period (cheap when it is)."""
+    app = _app(app)
+    every = Settings.from_config(app.config).sweep_every
+    if every <= 0:
+        return
+    now = clock() if now is None else now
+    period = int(now // every) + 1
+    if not Job.exists(_sweep_job_id(period), connection=get_store(app).jobs):
+        _schedule_sweep(app, period, every)
+
+
+def _schedule_sweep(app: Flask, period: int, every: int) -> None:
+    # One job id per period: every worker booking "the next sweep" books the same job,
+    # so however many start the chain, one sweep runs per period.
+    at = datetime.datetime.fromtimestamp(period * every, tz=datetime.timezone.utc)
+    worker.queue(app).enqueue_at(at, sweep_job, period, job_id=_sweep_job_id(period), result_ttl=2 * every)
+
+
+# -- delivery reports -------------------------------------------------------------------------------
+def record_delivery(
+    client: redis.Redis, provider: str, provider_id: str, status: str, delivery: str, error: str = "",
+) -> Message | None:
+    """Record a provider's delivery report; None when the provider id is not ours (or expired).
+
+    ``delivery`` is the normalised outcome (delivered, failed, or the provider's
+    intermediate word); a late intermediate report never overwrites a final one.
+    """
+    message_id = client.get(keys.sms_provider_id(provider, provider_id))
+    if not message_id:
+        return None
+
+    def applies(m: dict[str, str]) -> bool:
+        return m.get("delivery") not in FINAL_DELIVERY or delivery in FINAL_DELIVERY
+
+    changed = _change(
+        client, message_id, applies,
+        lambda m: {
+            "delivery": delivery, "delivery_status": status, "delivery_error": error,
+            "delivery_at": _stamp(clock()),
+        },
+        "sms.delivery",
+        provider=provider, provider_id=provider_id, status=status, delivery=delivery, error=error,
+    )
+    if changed is None:
+        record = client.hgetall(keys.sms_message(message_id))
+        if not record:
+            return None
+        log.info("sms %s: late %s report %r ignored (already %s)", message_id, provider, status,
+                 record.get("delivery"))
+        return Message.from_hash(record)
+    return Message.from_hash(changed)
