@@ -1,0 +1,148 @@
+"""The payment interface: what every payment provider offers Guichet.
+
+A provider is the embedded demo (utility.payments.demo) or an adapter for a real one
+(utility.payments.mtn_momo). The order pipeline, the callback endpoint
+(utility.payments.views) and the poller (utility.payments.poller) only ever see this
+module.
+
+Money is whole XAF (int). A payment is asked for once per order: ``request`` is
+idempotent by ``order_ref``, so asking again (a retried hop, a retried job) returns the
+same provider reference and never debits the customer a second time.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    import flask
+
+State = Literal["pending", "successful", "failed"]
+PENDING: State = "pending"
+SUCCESSFUL: State = "successful"
+FAILED: State = "failed"
+FINAL_STATES = frozenset({SUCCESSFUL, FAILED})
+
+# Why a payment failed, whatever the provider calls it. The customer's message is picked
+# from these, so a provider maps its own codes onto them and never invents new ones.
+REASONS = (
+    "declined",  # the payer said no on the handset
+    "insufficient_funds",
+    "expired",  # nobody approved in time (the provider's timeout, or our poller's)
+    "payer_not_found",  # no wallet for that number
+    "payer_limit",  # the payer's daily/monthly limit
+    "provider_unavailable",
+    "other",
+)
+
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+# Order references travel in headers, URLs and Redis key names: keep them plain.
+ORDER_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    """Ask ``payer`` for ``amount`` for one order."""
+
+    order_ref: str  # the order's idempotency key
+    payer: str  # E.164, e.g. +237670000001
+    amount: int  # XAF, whole
+    currency: str = "XAF"
+    note: str = ""  # shown to the payer when the provider allows it
+
+    def __post_init__(self) -> None:
+        # A malformed request is a bug in the caller, not a payment that failed.
+        if not ORDER_REF.fullmatch(self.order_ref):
+            raise ValueError(f"order_ref must match {ORDER_REF.pattern}")
+        if not E164.fullmatch(self.payer):
+            raise ValueError("payer must be an E.164 number (+ and 7 to 15 digits)")
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int) or self.amount <= 0:
+            raise ValueError("amount must be a positive whole number")
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """What is known about a payment request now."""
+
+    provider: str
+    provider_ref: str
+    order_ref: str
+    state: State
+    reason: str = ""  # one of REASONS when failed
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+# -- errors ----------------------------------------------------------------------------------
+class PaymentError(Exception):
+    """A payment request that cannot be made, or a provider that cannot be asked."""
+
+    retryable = False
+
+
+class ProviderUnavailable(PaymentError):
+    """The provider cannot be reached or answered with an error of its own; the same call
+    may succeed later. At request time the caller tells the customer to try later rather
+    than leave the order pending forever; the provider keeps the reference, so asking
+    again for the same order is the same request, and the poller settles a request that
+    reached the provider after all."""
+
+    retryable = True
+
+
+class BadPaymentCallback(Exception):
+    """A callback we refuse: malformed (400) or not from the provider (403)."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+# -- the interface ----------------------------------------------------------------------------
+class PaymentProvider(Protocol):
+    name: str
+
+    def request(self, payment: PaymentRequest) -> PaymentResult:
+        """Ask the payer for the money. Returns state "pending" with the provider's
+        reference (or "failed" when the provider refuses the request outright).
+        Idempotent by ``order_ref``. Raises ProviderUnavailable when it cannot tell."""
+        ...
+
+    def status(self, provider_ref: str) -> PaymentResult:
+        """Ask the provider where the payment stands (polling: callbacks get lost)."""
+        ...
+
+    def parse_callback(self, request: "flask.Request") -> PaymentResult:
+        """The result a provider's callback announces, as far as it can be trusted.
+        Raises BadPaymentCallback for a malformed or unauthenticated one."""
+        ...
+
+
+# -- helpers for parse_callback ---------------------------------------------------------------
+MAX_CALLBACK_BYTES = 16 * 1024  # provider callbacks are a few hundred bytes
+
+
+def callback_body(request: "flask.Request", limit: int = MAX_CALLBACK_BYTES) -> bytes:
+    """The raw body of a callback, refused (400) when it is larger than any real one."""
+    if (request.content_length or 0) > limit:
+        raise BadPaymentCallback(f"body over {limit} bytes")
+    body = request.get_data(cache=True)
+    if len(body) > limit:
+        raise BadPaymentCallback(f"body over {limit} bytes")
+    return body
+
+
+def callback_json(body: bytes) -> dict[str, object]:
+    """A callback body as a JSON object, or BadPaymentCallback (400)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise BadPaymentCallback("body is not JSON") from None
+    if not isinstance(data, dict):
+        raise BadPaymentCallback("body is not a JSON object")
+    return data

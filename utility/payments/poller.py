@@ -1,0 +1,173 @@
+"""The poller: settles payments whose callback never came.
+
+MTN sends its callback once and never again; a callback can also be refused by a proxy,
+arrive while we are down, or be lost on the way. So every pending payment is also asked
+about: first after GUICHET_PAYMENT_POLL_AFTER seconds (the callback usually comes first),
+then with a backoff per payment (15 s, 30 s, 60 s... up to
+GUICHET_PAYMENT_POLL_MAX_INTERVAL), and after GUICHET_PAYMENT_EXPIRY seconds with no
+final answer the payment is given up: failed, reason "expired" (the order must end; a
+late success from the provider still wins, see records.learn).
+
+Every final result is handed to ``on_result`` (the order pipeline's handler), including
+results learned elsewhere whose hand-over failed: at least once, so ``on_result`` must be
+idempotent by order_ref.
+
+Run it every few seconds: ``start_in_thread(app)`` beside the web server (one round per
+interval across all processes), or ``poll_job`` from a scheduled rq job. It only does
+what is due, and two rounds at once do no harm beyond a duplicate status call.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+
+from state import keys
+from state.store import get_redis
+from utility.payments.base import FAILED, FINAL_STATES, PaymentError, PaymentProvider, PaymentResult
+from utility.payments.records import PaymentRecords
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    after: float = 30.0  # seconds pending before the first status call
+    first_interval: float = 15.0  # then this, doubling per payment...
+    max_interval: float = 120.0  # ...up to this
+    expiry: float = 600.0  # give up after this long: failed, expired
+    batch: int = 200  # payments looked at per run
+
+
+def settings_from(config: Mapping[str, Any]) -> PollSettings:
+    defaults = PollSettings()
+
+    def number(name: str, default: float) -> float:
+        value = config.get(name)
+        return default if value is None else float(value)
+
+    return PollSettings(
+        after=number("PAYMENT_POLL_AFTER", defaults.after),
+        max_interval=number("PAYMENT_POLL_MAX_INTERVAL", defaults.max_interval),
+        expiry=number("PAYMENT_EXPIRY", defaults.expiry),
+    )
+
+
+def poll_pending(
+    app: Flask,
+    on_result: Callable[[PaymentResult], object],
+    *,
+    provider: PaymentProvider | None = None,
+    settings: PollSettings | None = None,
+    now: float | None = None,
+) -> list[PaymentResult]:
+    """Ask about every payment that is due, hand every final result to ``on_result``.
+    Returns the results handed over. ``now`` is for tests (default: the clock)."""
+    from utility.payments import from_config
+
+    provider = provider or from_config(app)
+    settings = settings or settings_from(app.config)
+    now = time.time() if now is None else now
+    records = PaymentRecords(get_redis(app), provider.name, clock=lambda: now)
+    handed: list[PaymentResult] = []
+    for ref in records.due(now, settings.batch):
+        try:
+            final = _poll_one(provider, records, ref, now, settings)
+        except Exception:  # one bad payment must not stop the others
+            log.exception("polling payment %s failed", ref)
+            records.reschedule(ref, now + settings.max_interval)
+            continue
+        if final is not None and records.hand_over(ref, on_result) == "handed_over":
+            handed.append(final)
+    return handed
+
+
+def _poll_one(
+    provider: PaymentProvider, records: PaymentRecords, ref: str, now: float, settings: PollSettings
+) -> PaymentResult | None:
+    """The payment's final result when it has one now; else None (rescheduled)."""
+    record = records.get(ref)
+    if record is None:
+        records.forget(ref)
+        return None
+    if record.get("state") in FINAL_STATES:
+        return records.result_of(ref, record)  # learned earlier, not yet handed over
+    created = float(record.get("created_at") or now)
+    if now - created < settings.after:
+        records.reschedule(ref, created + settings.after)
+        return None
+    try:
+        result: PaymentResult | None = provider.status(ref)
+    except PaymentError as exc:
+        log.info("status of payment %s unknown for now: %s", ref, exc)
+        result = None
+    if result is not None and result.final:
+        return result
+    if now - created >= settings.expiry:
+        learned = records.learn(ref, FAILED, "expired", via="poller")
+        return learned.result if learned is not None else None
+    polls = int(record.get("polls") or 0) + 1
+    interval = min(settings.max_interval, settings.first_interval * 2 ** (polls - 1))
+    # The last look is at the expiry itself, not some backoff after it.
+    records.reschedule(ref, min(now + interval, created + settings.expiry), polls=polls)
+    return None
+
+
+@dataclass
+class Background:
+    """The poller's thread beside the web server (see start_in_thread)."""
+
+    thread: threading.Thread
+    stopping: threading.Event
+
+    def stop(self, timeout: float = 10) -> None:
+        self.stopping.set()
+        self.thread.join(timeout)
+
+
+def start_in_thread(app: Flask, every: float | None = None) -> Background:
+    """Poll every ``every`` seconds (GUICHET_PAYMENT_POLL_EVERY, default 10) in a daemon
+    thread, handing results to the handler the order pipeline registered
+    (app.extensions[RESULTS_HANDLER]). Any number of processes may run one: a short
+    lock in Redis lets one of them do each round."""
+    interval = float(every if every is not None else app.config.get("PAYMENT_POLL_EVERY") or 10.0)
+    stopping = threading.Event()
+
+    def rounds() -> None:
+        while not stopping.is_set():
+            try:
+                poll_round(app, lease=interval * 0.9)
+            except Exception:  # Redis away, a bug: log it and keep the thread alive
+                log.exception("payment poller round failed")
+            stopping.wait(interval)
+
+    thread = threading.Thread(target=rounds, name="guichet-payment-poller", daemon=True)
+    thread.start()
+    return Background(thread, stopping)
+
+
+def poll_round(app: Flask, lease: float = 9.0) -> int | None:
+    """One round of ``poll_pending`` with the registered handler, unless another process
+    has done one less than ``lease`` seconds ago (None). Returns how many were handed over."""
+    from utility.payments import RESULTS_HANDLER, configured_name
+
+    handler = app.extensions.get(RESULTS_HANDLER)
+    if handler is None:
+        log.warning("payment poller: no results handler registered; nothing polled")
+        return 0
+    lock = keys.payment(configured_name(app), "poller:round")
+    if not get_redis(app).set(lock, "1", nx=True, px=max(1, int(lease * 1000))):
+        return None
+    return len(poll_pending(app, handler))
+
+
+def poll_job() -> int:
+    """One poller round as an rq job (in the app context), for deployments that
+    schedule it rather than run start_in_thread."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    return poll_round(app) or 0
