@@ -13,6 +13,16 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from sms import DEFAULTS as SMS_DEFAULTS
+
+# Provider credentials keep the names their providers document (no GUICHET_ prefix).
+PROVIDER_VARIABLES = (
+    "AFRICASTALKING_USERNAME", "AFRICASTALKING_API_KEY", "AFRICASTALKING_SENDER_ID", "AFRICASTALKING_API_URL",
+    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM", "TWILIO_API_URL",
+    "MTN_MOMO_BASE_URL", "MTN_MOMO_SUBSCRIPTION_KEY", "MTN_MOMO_API_USER", "MTN_MOMO_API_KEY",
+    "MTN_MOMO_TARGET_ENVIRONMENT", "MTN_MOMO_CALLBACK_URL", "MTN_MOMO_CURRENCY", "MTN_MOMO_CALLBACK_IPS",
+)
+
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,  # None: embedded in-process store (see state.store)
     "ADMIN_KEY": None,  # None: the /admin endpoints do not exist
@@ -40,6 +50,26 @@ DEFAULTS: dict[str, Any] = {
     "XMLVEND_OPERATOR": None,
     "XMLVEND_PASSWORD": None,
     "XMLVEND_TIMEOUT": 10.0,
+    **SMS_DEFAULTS,  # SMS_PROVIDER (console), provider credentials...
+    # Payments (utility.payments): the embedded demo provider, or MTN MoMo Collection.
+    "PAYMENT_PROVIDER": "demo",
+    "PUBLIC_URL": "http://127.0.0.1:8000",  # where providers reach us; the demo calls back here
+    "PAYMENTS_SECRET": None,  # demo callback HMAC key; None: from SECRET_KEY, else random, kept in Redis
+    "DEMO_PAYMENT_DELAY": 3.0,
+    "PAYMENT_POLL_AFTER": 30.0,  # seconds pending before the first status call
+    "PAYMENT_POLL_MAX_INTERVAL": 120.0,
+    "PAYMENT_EXPIRY": 600.0,  # then failed, reason expired
+    "PAYMENT_POLL_EVERY": 10.0,
+    "MTN_MOMO_BASE_URL": "https://sandbox.momodeveloper.mtn.com",
+    "MTN_MOMO_SUBSCRIPTION_KEY": None,
+    "MTN_MOMO_API_USER": None,
+    "MTN_MOMO_API_KEY": None,
+    "MTN_MOMO_TARGET_ENVIRONMENT": "sandbox",  # e.g. mtncameroon in production
+    "MTN_MOMO_CALLBACK_URL": None,  # None: no callback, polling only
+    "MTN_MOMO_CURRENCY": "EUR",  # EUR in sandbox, XAF in Cameroon
+    "MTN_MOMO_CALLBACK_IPS": "",  # comma-separated CIDRs; empty: any source (never trusted anyway)
+    "MTN_MOMO_TIMEOUT": 10.0,
+    "MTN_MOMO_STATUS_RATE": 10,  # status GETs per second, all processes together
 }
 
 
@@ -50,6 +80,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env("GUICHET")
     if os.environ.get("REDIS_URL"):
         app.config["REDIS_URL"] = os.environ["REDIS_URL"]
+    for name in PROVIDER_VARIABLES:
+        if os.environ.get(name):
+            app.config[name] = os.environ[name]
     if test_config:
         app.config.update(test_config)
     if app.config["ADMIN_KEY"] is not None:
@@ -70,6 +103,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from ussd import dial, views as ussd_views
 
     ussd_views.init_app(app)
+
+    from sms import views as sms_views
+    from utility import services
+    from utility.payments import views as payment_views
+
+    sms_views.init_app(app)  # delivery reports, `guichet sms`
+    payment_views.init_app(app)  # payment callbacks
+    services.init_app(app)  # final payment results go to the order pipeline
     admin.init_app(app)  # registers /admin only when ADMIN_KEY is set
     utility_cli.init_app(app)
     vending_cli.init_app(app)
@@ -111,13 +152,19 @@ def serve_command(host: str, port: int, threads: int, workers: int | None, no_wo
     elif workers is None:
         workers = os.cpu_count() or 1
 
+    if "PUBLIC_URL" not in os.environ and "GUICHET_PUBLIC_URL" not in os.environ and port != 8000:
+        app.config["PUBLIC_URL"] = f"http://127.0.0.1:{port}"  # so the demo provider calls us back
+
     def post_worker_init(_worker: object) -> None:
         # Runs in each serving process (after the fork), so the embedded store and the
         # job worker's connections belong to the process that serves the requests.
         if embedded:
             seed_embedded_demo(app)
         if not no_worker:
+            from utility.payments import poller as payment_poller
+
             worker.start_in_thread(app)
+            payment_poller.start_in_thread(app)  # settles payments whose callback never came
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

@@ -17,16 +17,10 @@ from ussd import menu
 from ussd.catalogue import DEFAULT_LANGUAGE, languages, text
 from ussd.gateways.base import Hop
 from ussd.screens import SCREENS, Context, Screen, render
-from utility.customers import CustomerBase, mask_tail
+from utility.customers import mask_tail
+from utility.services import Services
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Services:
-    """The domain services a hop may call."""
-
-    customers: CustomerBase
 
 
 @dataclass(frozen=True)

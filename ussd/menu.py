@@ -18,41 +18,82 @@ from typing import Any, Protocol
 from transitions import EventData, Machine, MachineError
 
 from state.sessions import Session
-from ussd.screens import SCREENS, TOP_LEVEL, account_item, current_page, list_pages
+from ussd.screens import SCREENS, TOP_LEVEL, account_item, current_page, list_pages, money
 from utility.customers import CustomerBase
+from utility.meters import meter_problem
+from utility.orders import BILL, UNITS, Orders, reference_for
+from utility.phones import mobile_number
+from utility.vending.base import (
+    AmountTooHigh,
+    AmountTooLow,
+    BackendUnavailable,
+    MeterBlocked,
+    UnknownMeter,
+    VendingBackend,
+    VendingError,
+)
 
 log = logging.getLogger(__name__)
 # transitions logs every callback at INFO: noise in production, and time on every hop.
 logging.getLogger("transitions").setLevel(logging.WARNING)
 
 MAX_INVALID = 3  # consecutive invalid inputs on one screen before the session ends
+MAX_METERS = 3  # meters (or bills) offered by number before "another one"
+# When vending is down the purchase limits cannot be asked: these hold until it returns.
+OFFLINE_MINIMUM, OFFLINE_MAXIMUM = 1_000, 200_000
+BILL_MINIMUM, BILL_MAXIMUM = 100, 10_000_000
 
 
 class Services(Protocol):
     """The domain services the menu calls (see ussd.engine for the real bundle)."""
 
     customers: CustomerBase
+    vending: VendingBackend
+    orders: Orders
 
 
 # Forward moves a customer makes by choosing an option. `0` walks them back.
 FORWARD: list[dict[str, Any]] = [
     {"trigger": "soon", "source": "main", "dest": "unavailable"},
-    {
-        "trigger": "my_accounts",
-        "source": "main",
-        "dest": "no_account",
-        "prepare": "load_accounts",
-        "conditions": "has_no_account",
-    },
-    {
-        "trigger": "my_accounts",
-        "source": "main",
-        "dest": "account",
-        "prepare": "load_accounts",
-        "conditions": "has_one_account",
-    },
-    {"trigger": "my_accounts", "source": "main", "dest": "accounts", "prepare": "load_accounts"},
+    # -- buy prepaid units --------------------------------------------------------------
+    {"trigger": "buy", "source": "main", "dest": "buy_meter", "prepare": "load_meters", "conditions": "has_meters"},
+    {"trigger": "buy", "source": "main", "dest": "buy_meter_input"},
+    {"trigger": "pick_meter", "source": "buy_meter", "dest": "buy_blocked", "prepare": "check_picked_meter",
+     "conditions": "meter_blocked"},
+    {"trigger": "pick_meter", "source": "buy_meter", "dest": "buy_meter_ok", "conditions": "meter_known"},
+    {"trigger": "other_meter", "source": "buy_meter", "dest": "buy_meter_input"},
+    {"trigger": "meter_entered", "source": "buy_meter_input", "dest": "buy_blocked", "conditions": "meter_blocked"},
+    {"trigger": "meter_entered", "source": "buy_meter_input", "dest": "buy_meter_ok"},
+    {"trigger": "ask_amount", "source": "buy_meter_ok", "dest": "buy_amount"},
+    {"trigger": "amount_entered", "source": "buy_amount", "dest": "buy_quote"},
+    {"trigger": "choose_payer", "source": "buy_quote", "dest": "payer"},
+    # -- pay a bill -----------------------------------------------------------------------
+    {"trigger": "pay_bill", "source": "main", "dest": "bill_account", "prepare": "load_bills", "conditions": "has_bills"},
+    {"trigger": "pay_bill", "source": "main", "dest": "bill_account_input"},
+    {"trigger": "pick_bill", "source": "bill_account", "dest": "bill_balance", "before": "take_picked_bill"},
+    {"trigger": "other_account", "source": "bill_account", "dest": "bill_account_input"},
+    {"trigger": "account_entered", "source": "bill_account_input", "dest": "bill_balance"},
+    {"trigger": "pay_all", "source": "bill_balance", "dest": "payer", "conditions": "has_balance", "before": "take_balance"},
+    {"trigger": "ask_bill_amount", "source": "bill_balance", "dest": "bill_amount", "before": "bill_limits"},
+    {"trigger": "bill_amount_entered", "source": "bill_amount", "dest": "payer"},
+    # -- paying (both flows) --------------------------------------------------------------
+    {"trigger": "payer_self", "source": "payer", "dest": "confirm", "before": "payer_is_caller"},
+    {"trigger": "payer_other", "source": "payer", "dest": "payer_input"},
+    {"trigger": "payer_entered", "source": "payer_input", "dest": "confirm"},
+    {"trigger": "confirm_order", "source": "confirm", "dest": "payment_down", "prepare": "place_order",
+     "conditions": "order_failed"},
+    {"trigger": "confirm_order", "source": "confirm", "dest": "order_placed"},
+    {"trigger": "cancel", "source": "confirm", "dest": "cancelled"},
+    # -- my account -------------------------------------------------------------------------
+    {"trigger": "account_menu", "source": "main", "dest": "account_menu"},
+    {"trigger": "my_accounts", "source": "account_menu", "dest": "no_account", "prepare": "load_accounts",
+     "conditions": "has_no_account"},
+    {"trigger": "my_accounts", "source": "account_menu", "dest": "account", "prepare": "load_accounts",
+     "conditions": "has_one_account"},
+    {"trigger": "my_accounts", "source": "account_menu", "dest": "accounts", "prepare": "load_accounts"},
     {"trigger": "pick_account", "source": "accounts", "dest": "account"},
+    {"trigger": "resend_token", "source": "account_menu", "dest": "resend_done", "before": "resend_last_token"},
+    {"trigger": "my_payments", "source": "account_menu", "dest": "payments", "before": "load_payments"},
     {"trigger": "choose_language", "source": "main", "dest": "language"},
 ]
 
@@ -63,7 +104,6 @@ RESETS: list[dict[str, Any]] = [
     {"trigger": "restart", "source": "resume", "dest": "main"},
     {"trigger": "give_up", "source": "*", "dest": "too_many_invalid"},
 ]
-
 
 def _came_from(state: str) -> Callable[[EventData], bool]:
     def condition(event: EventData) -> bool:
@@ -109,6 +149,7 @@ class Visit:
         self.moves: list[tuple[str, str, str]] = []  # (trigger, from, to) for the journal
         self.language_changed = False
         self._accounts_loaded = False
+        self._hint: str | None = None  # why a checked value was refused, for apply_input
 
     # -- machine-wide callbacks --------------------------------------------------------
     def before_move(self, event: EventData) -> None:
@@ -130,6 +171,7 @@ class Visit:
     def after_move(self, event: EventData) -> None:
         self.session.invalid = 0
         self.session.hint = ""
+        self.session.data.pop("hint_values", None)
         self.moves.append((event.event.name, event.transition.source, event.transition.dest))
 
     # -- conditions and actions named in the transitions -------------------------------
@@ -145,6 +187,178 @@ class Visit:
 
     def has_one_account(self, event: EventData) -> bool:
         return len(self.session.data["accounts"]) == 1
+
+    # -- buying units ----------------------------------------------------------------------
+    def load_meters(self, event: EventData) -> None:
+        """The caller's prepaid meters: linked to the number, then recently bought for."""
+        if "meters" in self.session.data:
+            return
+        meters = [a.meter_number for a in self.services.customers.accounts_for_phone(self.session.phone) if a.prepaid]
+        for order in self.services.orders.recent(self.session.phone, count=10):
+            if order.kind == UNITS and order.target not in meters:
+                meters.append(order.target)
+        self.session.data["meters"] = [{"meter": m} for m in meters[:MAX_METERS]]
+
+    def has_meters(self, event: EventData) -> bool:
+        return bool(self.session.data["meters"])
+
+    def check_picked_meter(self, event: EventData) -> None:
+        meter = self.session.data["meters"][event.kwargs["meter_index"]]["meter"]
+        self._hint = self._check_meter(meter)
+
+    def meter_known(self, event: EventData) -> bool:
+        return not self._hint
+
+    def meter_blocked(self, event: EventData) -> bool:
+        return bool(self.session.data.get("blocked"))
+
+    def accept_meter(self, value: str) -> str | None:
+        value = value.replace(" ", "")
+        problem = meter_problem(value)
+        if problem:
+            return "hint.meter_check" if "check digit" in problem else "hint.meter_digits"
+        return self._check_meter(value)
+
+    def _check_meter(self, meter: str) -> str | None:
+        """Who the meter belongs to, from the vending system, or from our own customer base
+        when vending is down (money can still be taken: the token follows)."""
+        data = self.session.data
+        data.update(meter=meter, flow=UNITS, blocked=False, offline=False)
+        try:
+            info = self.services.vending.confirm(meter)
+        except UnknownMeter:
+            return "hint.meter_unknown"
+        except MeterBlocked:
+            data["blocked"] = True
+            return None
+        except BackendUnavailable:
+            account = self.services.customers.account_for_meter(meter)
+            if account is None:
+                return "hint.meter_unknown"
+            data.update(meter_name=account.name, offline=True, minimum=OFFLINE_MINIMUM, maximum=OFFLINE_MAXIMUM)
+            return None
+        data.update(meter_name=info.name, blocked=not info.can_vend, minimum=info.min_amount, maximum=info.max_amount)
+        return None
+
+    def accept_amount(self, value: str) -> str | None:
+        data = self.session.data
+        amount, hint = self._amount(value)
+        if hint:
+            return hint
+        data["amount"] = amount
+        if data.get("offline"):
+            return None
+        try:
+            quote = self.services.vending.quote(data["meter"], amount)
+        except AmountTooLow as low:
+            return self._limit_hint("hint.amount_low", minimum=low.details.get("minimum", data["minimum"]))
+        except AmountTooHigh as high:
+            return self._limit_hint("hint.amount_high", maximum=high.details.get("maximum", data["maximum"]))
+        except BackendUnavailable:
+            data["offline"] = True
+            return None
+        except VendingError:
+            return "hint.meter_unknown"
+        data["quote"] = {
+            "units": str(quote.units),
+            "unit": quote.unit,
+            "charges": [[c.code, c.amount] for c in quote.charges],
+        }
+        return None
+
+    def _amount(self, value: str) -> tuple[int, str | None]:
+        data = self.session.data
+        digits = value.replace(" ", "").replace(".", "")
+        if not digits.isdigit() or not digits.isascii() or len(digits) > 12:
+            return 0, "hint.amount"
+        amount = int(digits)
+        if amount < data["minimum"]:
+            return 0, self._limit_hint("hint.amount_low", minimum=data["minimum"])
+        if amount > data["maximum"]:
+            return 0, self._limit_hint("hint.amount_high", maximum=data["maximum"])
+        return amount, None
+
+    def _limit_hint(self, hint: str, **values: int) -> str:
+        self.session.data["hint_values"] = {k: money(v) for k, v in values.items()}
+        return hint
+
+    # -- paying a bill ----------------------------------------------------------------------
+    def load_bills(self, event: EventData) -> None:
+        if "bills" in self.session.data:
+            return
+        accounts = self.services.customers.accounts_for_phone(self.session.phone)
+        self.session.data["bills"] = [account_item(a) for a in accounts if not a.prepaid][:MAX_METERS]
+
+    def has_bills(self, event: EventData) -> bool:
+        return bool(self.session.data["bills"])
+
+    def take_picked_bill(self, event: EventData) -> None:
+        self._take_bill(self.session.data["bills"][event.kwargs["bill_index"]])
+
+    def _take_bill(self, item: dict[str, Any]) -> None:
+        self.session.data.update(flow=BILL, account_no=item["number"], balance=item["balance"], due=item["due"])
+
+    def accept_account(self, value: str) -> str | None:
+        value = value.strip().upper()
+        account = self.services.customers.account(value) if value and len(value) <= 20 else None
+        if account is None or account.prepaid:
+            return "hint.account_unknown"
+        self._take_bill(account_item(account))
+        return None
+
+    def has_balance(self, event: EventData) -> bool:
+        return int(self.session.data["balance"]) > 0
+
+    def take_balance(self, event: EventData) -> None:
+        self.session.data["amount"] = int(self.session.data["balance"])
+
+    def bill_limits(self, event: EventData) -> None:
+        self.session.data.update(minimum=BILL_MINIMUM, maximum=BILL_MAXIMUM)
+
+    def accept_bill_amount(self, value: str) -> str | None:
+        amount, hint = self._amount(value)
+        if hint:
+            return hint
+        self.session.data["amount"] = amount
+        return None
+
+    # -- paying -----------------------------------------------------------------------------
+    def payer_is_caller(self, event: EventData) -> None:
+        self.session.data["payer"] = self.session.phone
+
+    def accept_payer(self, value: str) -> str | None:
+        payer = mobile_number(value, self.session.phone)
+        if payer is None:
+            return "hint.phone"
+        self.session.data["payer"] = payer
+        return None
+
+    def place_order(self, event: EventData) -> None:
+        session, data = self.session, self.session.data
+        units = data["flow"] == UNITS
+        order = self.services.orders.place(
+            kind=data["flow"],
+            phone=session.phone,
+            lang=session.lang,
+            target=data["meter"] if units else data["account_no"],
+            amount=int(data["amount"]),
+            payer=data["payer"],
+            reference=reference_for(session.gateway, session.session_id),
+        )
+        data.update(order_ref=order.reference, order_state=order.state)
+
+    def order_failed(self, event: EventData) -> bool:
+        return self.session.data.get("order_state") == "failed"
+
+    # -- my account -------------------------------------------------------------------------
+    def resend_last_token(self, event: EventData) -> None:
+        self.session.data["resent"] = self.services.orders.resend_last_tokens(self.session.phone, self.session.lang)
+
+    def load_payments(self, event: EventData) -> None:
+        self.session.data["orders"] = [
+            {"reference": o.reference, "amount": o.amount, "state": o.state}
+            for o in self.services.orders.recent(self.session.phone, count=3)
+        ]
 
     def remember_language(self, event: EventData) -> None:
         self.session.lang = event.kwargs["lang"]
@@ -175,13 +389,14 @@ def _refuse(visit: Visit, hint: str) -> None:
 
 
 def _fire(visit: Visit, trigger: str, **kwargs: Any) -> None:
+    visit._hint = None
     try:
         moved = getattr(visit, trigger)(**kwargs)
     except MachineError:
         log.exception("menu trigger %s is not defined from %s", trigger, visit.state)
         moved = False
     if not moved:
-        _refuse(visit, "hint.choice")
+        _refuse(visit, visit._hint or "hint.choice")
 
 
 def _turn_page(visit: Visit, step: int) -> None:
@@ -226,10 +441,18 @@ def apply_input(visit: Visit, raw: str) -> None:
             if current_page(session) + 1 < len(list_pages(session)):
                 return _turn_page(visit, +1)
             return _refuse(visit, "hint.no_more")
-        choice = _as_choice(value, len(session.data[spec.items]))
+        items = len(session.data[spec.items])
+        choice = _as_choice(value, items + len(spec.extra))
         if choice is None:
             return _refuse(visit, "hint.choice")
+        if choice >= items:
+            return _fire(visit, spec.extra[choice - items].trigger)
         return _fire(visit, spec.pick, **{spec.choice: choice})
+    if spec.kind == "input":
+        hint = getattr(visit, spec.accept)(value)
+        if hint:
+            return _refuse(visit, hint)
+        return _fire(visit, spec.submit)
     _refuse(visit, "hint.choice")
 
 

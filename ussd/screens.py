@@ -16,10 +16,11 @@ from state.sessions import Session
 from ussd.catalogue import catalogue, languages, text
 from utility.customers import Account, mask_tail
 
-Kind = Literal["menu", "list", "info", "end"]
+Kind = Literal["menu", "list", "input", "info", "end"]
 
 NAME_WIDTH = 28  # septets of a customer name on a screen (CSV allows 60)
 TITLE_WIDTH = 24  # septets of the utility's name atop the main menu
+QUOTE_WIDTH = 110  # septets of a quote's lines, leaving room for its options and a hint
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,15 @@ class Option:
 
 @dataclass(frozen=True)
 class ScreenSpec:
-    kind: Kind  # menu: numbered options; list: paginated items; info: text; end: closes
+    kind: Kind  # menu: numbered options; list: paginated items; input: free text; info; end: closes
     title: str = ""  # catalogue key of the first line
     options: tuple[Option, ...] = ()
     items: str = ""  # list screens: the session.data key holding the items
     pick: str = ""  # list screens: trigger fired when an item is chosen...
     choice: str = ""  # ...with the chosen index as this keyword (kept in session.data)
+    extra: tuple[Option, ...] = ()  # list screens: options numbered after the items
+    accept: str = ""  # input screens: the Visit method that checks the input (returns a hint)...
+    submit: str = ""  # ...and the trigger fired when it is accepted
     resumable: bool = True  # offered again on the next dial if the customer drops here
 
 
@@ -50,21 +54,59 @@ SCREENS: dict[str, ScreenSpec] = {
         "menu",
         title="main.title",
         options=(
-            _soon("main.buy"),
-            _soon("main.pay"),
+            Option("main.buy", "buy"),
+            Option("main.pay", "pay_bill"),
             _soon("main.campaigns"),
             _soon("main.incidents"),
-            Option("main.account", "my_accounts"),
+            Option("main.account", "account_menu"),
             Option("main.language", "choose_language"),
         ),
         resumable=False,
     ),
     "unavailable": ScreenSpec("end", resumable=False),
+    # -- buy prepaid units ----------------------------------------------------------------
+    "buy_meter": ScreenSpec(
+        "list", title="buy.title", items="meters", pick="pick_meter", choice="meter_index",
+        extra=(Option("buy.other", "other_meter"),),
+    ),
+    "buy_meter_input": ScreenSpec("input", title="buy.meter_prompt", accept="accept_meter", submit="meter_entered"),
+    "buy_meter_ok": ScreenSpec("menu", options=(Option("buy.continue", "ask_amount"),)),
+    "buy_blocked": ScreenSpec("end", resumable=False),
+    "buy_amount": ScreenSpec("input", accept="accept_amount", submit="amount_entered"),
+    "buy_quote": ScreenSpec("menu", options=(Option("buy.pay", "choose_payer"),)),
+    # -- pay a bill -----------------------------------------------------------------------
+    "bill_account": ScreenSpec(
+        "list", title="bill.title", items="bills", pick="pick_bill", choice="bill_index",
+        extra=(Option("bill.other", "other_account"),),
+    ),
+    "bill_account_input": ScreenSpec("input", title="bill.account_prompt", accept="accept_account", submit="account_entered"),
+    "bill_balance": ScreenSpec("menu", options=(Option("bill.all", "pay_all"), Option("bill.other_amount", "ask_bill_amount"))),
+    "bill_amount": ScreenSpec("input", accept="accept_bill_amount", submit="bill_amount_entered"),
+    # -- paying (both flows) ----------------------------------------------------------------
+    "payer": ScreenSpec("menu", title="payer.title", options=(Option("payer.this", "payer_self"), Option("payer.other", "payer_other"))),
+    "payer_input": ScreenSpec("input", title="payer.prompt", accept="accept_payer", submit="payer_entered"),
+    "confirm": ScreenSpec("menu", options=(Option("confirm.yes", "confirm_order"), Option("confirm.no", "cancel"))),
+    "order_placed": ScreenSpec("end", resumable=False),
+    "payment_down": ScreenSpec("end", resumable=False),
+    "cancelled": ScreenSpec("end", resumable=False),
+    # -- my account -------------------------------------------------------------------------
+    "account_menu": ScreenSpec(
+        "menu",
+        title="account_menu.title",
+        options=(
+            Option("account_menu.accounts", "my_accounts"),
+            Option("account_menu.resend", "resend_token"),
+            Option("account_menu.payments", "my_payments"),
+        ),
+    ),
     "accounts": ScreenSpec(
         "list", title="accounts.title", items="accounts", pick="pick_account", choice="account"
     ),
     "account": ScreenSpec("info"),
     "no_account": ScreenSpec("end", resumable=False),
+    "resend_done": ScreenSpec("end", resumable=False),
+    "payments": ScreenSpec("info"),
+    # -- language, resume, goodbye ----------------------------------------------------------
     "language": ScreenSpec(
         "menu",
         title="language.title",
@@ -122,12 +164,20 @@ def account_item(account: Account) -> dict[str, Any]:
     }
 
 
-def _money(amount: int) -> str:
+def money(amount: int) -> str:
     return f"{amount:,}".replace(",", " ")
 
 
 def _date(iso: str) -> str:
     return datetime.date.fromisoformat(iso).strftime("%d/%m/%Y")
+
+
+def _meter_label(lang: str, item: dict[str, Any]) -> str:
+    return text(lang, "buy.item", number=mask_tail(item["meter"]))
+
+
+def _bill_label(lang: str, item: dict[str, Any]) -> str:
+    return text(lang, "bill.item", number=mask_tail(item["number"]))
 
 
 def _account_label(lang: str, item: dict[str, Any]) -> str:
@@ -147,7 +197,7 @@ def _account_detail(lang: str, item: dict[str, Any]) -> str:
             tariff=to_gsm7(item["tariff"]),
             region=clip(to_gsm7(item["region"]), NAME_WIDTH),
         )
-    values = {"number": mask_tail(item["number"]), "name": name, "balance": _money(item["balance"])}
+    values = {"number": mask_tail(item["number"]), "name": name, "balance": money(item["balance"])}
     if item["balance"] <= 0:
         return text(lang, "accounts.postpaid_clear", **values)
     if item["due"]:
@@ -172,11 +222,116 @@ def _too_many_invalid(session: Session, ctx: Context) -> str:
     return text(session.lang, "end.invalid", code=ctx.service_code)
 
 
+def masked_name(name: str) -> str:
+    """"Jean Mbarga" -> "Je** Mb****": enough for the customer to recognise, not to learn."""
+    words = to_gsm7(name).split()[:3]
+    return clip(" ".join(w[:2] + "*" * max(len(w) - 2, 0) for w in words), NAME_WIDTH)
+
+
+def _units(units: str) -> str:
+    return units.rstrip("0").rstrip(".") if "." in units else units
+
+
+def _meter_ok(session: Session, ctx: Context) -> str:
+    data = session.data
+    return text(session.lang, "buy.meter", number=mask_tail(data["meter"]), name=masked_name(data["meter_name"]))
+
+
+def _amount_prompt(session: Session, ctx: Context) -> str:
+    key = "buy.amount_prompt" if session.state == "buy_amount" else "bill.amount_prompt"
+    return text(session.lang, key, minimum=money(session.data["minimum"]), maximum=money(session.data["maximum"]))
+
+
+def _quote(session: Session, ctx: Context) -> str:
+    data, lang = session.data, session.lang
+    if data.get("offline"):
+        return text(lang, "buy.offline", amount=money(data["amount"]))
+    quote = data["quote"]
+    headline = text(lang, "buy.quote", amount=money(data["amount"]), units=_units(quote["units"]), unit=quote["unit"])
+    charges = [(code, amount) for code, amount in quote["charges"] if code != "energy" and amount]
+    itemised = [text(lang, "buy.quote_charge", label=text(lang, f"charge.{code}"), amount=money(amount))
+                for code, amount in charges]
+    if _septets([headline, *itemised]) <= QUOTE_WIDTH:
+        return "\n".join([headline, *itemised])
+    # Too many deductions to list on one screen: their total here, the detail on the SMS receipt.
+    total = text(lang, "buy.quote_charges_total", amount=money(sum(amount for _, amount in charges)))
+    return "\n".join([headline, total])
+
+
+def _bill_balance(session: Session, ctx: Context) -> str:
+    data, lang = session.data, session.lang
+    values = {"number": mask_tail(data["account_no"]), "balance": money(data["balance"])}
+    if data["balance"] <= 0:
+        return text(lang, "bill.nothing_due", **values)
+    if data.get("due"):
+        return text(lang, "bill.balance_due", due=_date(data["due"]), **values)
+    return text(lang, "bill.balance", **values)
+
+
+def _confirm(session: Session, ctx: Context) -> str:
+    data = session.data
+    units = data["flow"] == "units"
+    return text(
+        session.lang,
+        "confirm.units" if units else "confirm.bill",
+        amount=money(data["amount"]),
+        number=mask_tail(data["meter"] if units else data["account_no"]),
+        payer=mask_tail(data["payer"]),
+    )
+
+
+def _order_placed(session: Session, ctx: Context) -> str:
+    data = session.data
+    key = "confirm.placed_units" if data["flow"] == "units" else "confirm.placed"
+    return text(session.lang, key, amount=money(data["amount"]), reference=data["order_ref"])
+
+
+def _payments(session: Session, ctx: Context) -> str:
+    lang, orders = session.lang, session.data.get("orders", [])
+    if not orders:
+        return text(lang, "account_menu.no_payments")
+    lines = [text(lang, "account_menu.payments_title")]
+    lines += [
+        text(lang, "account_menu.payment_line", reference=o["reference"], amount=money(o["amount"]),
+             state=text(lang, f"order_state.{o['state']}"))
+        for o in orders
+    ]
+    return "\n".join(lines)
+
+
+def _resend_done(session: Session, ctx: Context) -> str:
+    key = "account_menu.resent" if session.data.get("resent") else "account_menu.nothing_to_resend"
+    return text(session.lang, key)
+
+
+def _fixed(key: str) -> Callable[[Session, Context], str]:
+    return lambda session, ctx: text(session.lang, key)
+
+
 BODIES: dict[str, Callable[[Session, Context], str]] = {
     "account": _current_account,
     "unavailable": _unavailable,
     "no_account": _no_account,
     "too_many_invalid": _too_many_invalid,
+    "buy_meter_ok": _meter_ok,
+    "buy_blocked": _fixed("buy.blocked"),
+    "buy_amount": _amount_prompt,
+    "buy_quote": _quote,
+    "bill_balance": _bill_balance,
+    "bill_amount": _amount_prompt,
+    "confirm": _confirm,
+    "order_placed": _order_placed,
+    "payment_down": _fixed("confirm.payment_down"),
+    "cancelled": _fixed("confirm.cancelled"),
+    "payments": _payments,
+    "resend_done": _resend_done,
+}
+
+
+LABELS: dict[str, Callable[[str, dict[str, Any]], str]] = {
+    "accounts": _account_label,
+    "meters": _meter_label,
+    "bills": _bill_label,
 }
 
 
@@ -209,8 +364,9 @@ def list_pages(session: Session) -> list[list[int]]:
     """
     spec = SCREENS[session.state]
     lang = session.lang
-    lines = [f"{n}. {_account_label(lang, item)}" for n, item in enumerate(session.data[spec.items], 1)]
-    fixed = [_longest_head(lang), text(lang, spec.title), text(lang, "nav.more"), *_nav(session)]
+    label = LABELS[spec.items]
+    lines = [f"{n}. {label(lang, item)}" for n, item in enumerate(session.data[spec.items], 1)]
+    fixed = [_longest_head(lang), text(lang, spec.title), text(lang, "nav.more"), *_extra_lines(session), *_nav(session)]
     budget = USSD_GSM7_LIMIT - _septets(fixed) - 1  # -1: the newline before the items
     pages: list[list[int]] = [[]]
     used = 0
@@ -224,6 +380,12 @@ def list_pages(session: Session) -> list[list[int]]:
     return pages
 
 
+def _extra_lines(session: Session) -> list[str]:
+    spec = SCREENS[session.state]
+    first = len(session.data[spec.items]) + 1
+    return [f"{first + n}. {text(session.lang, option.label)}" for n, option in enumerate(spec.extra)]
+
+
 def current_page(session: Session) -> int:
     return int(session.data.get("pages", {}).get(session.state, 0))
 
@@ -232,29 +394,41 @@ def _body_lines(session: Session, ctx: Context) -> list[str]:
     spec = SCREENS[session.state]
     lang = session.lang
     if spec.kind == "menu":
-        lines = [text(lang, spec.title, utility=clip(to_gsm7(ctx.utility), TITLE_WIDTH))]
+        lines = [_head_text(session, ctx)]
+        values = {"number": mask_tail(session.phone)}  # options that name the caller's number
         for n, option in enumerate(spec.options, 1):
-            label = text(option.label_lang or lang, option.label)
+            label = text(option.label_lang or lang, option.label, **values)
             lines.append(f"{n}. {label}")
         return lines + _nav(session)
     if spec.kind == "list":
         pages = list_pages(session)
         page = min(current_page(session), len(pages) - 1)
         items = session.data[spec.items]
+        label = LABELS[spec.items]
         lines = [text(lang, spec.title)]
-        lines += [f"{i + 1}. {_account_label(lang, items[i])}" for i in pages[page]]
+        lines += [f"{i + 1}. {label(lang, items[i])}" for i in pages[page]]
         if page + 1 < len(pages):
             lines.append(text(lang, "nav.more"))
+        else:
+            lines += _extra_lines(session)  # "another meter" comes after the last item
         return lines + _nav(session)
-    body = BODIES[session.state](session, ctx)
-    return [body] + (_nav(session) if spec.kind == "info" else [])
+    return [_head_text(session, ctx)] + (_nav(session) if spec.kind in ("info", "input") else [])
+
+
+def _head_text(session: Session, ctx: Context) -> str:
+    """The text above a screen's options: its body when it has one, else its title."""
+    body = BODIES.get(session.state)
+    if body is not None:
+        return body(session, ctx)
+    return text(session.lang, SCREENS[session.state].title, utility=clip(to_gsm7(ctx.utility), TITLE_WIDTH))
 
 
 def render(session: Session, ctx: Context) -> Screen:
     spec = SCREENS[session.state]
     lines = _body_lines(session, ctx)
     # One line above the screen at most: why the last input was refused, else a notice.
-    head = [text(session.lang, key) for key in [session.hint or session.notice] if key]
+    hint_values = session.data.get("hint_values", {})
+    head = [text(session.lang, key, **hint_values) for key in [session.hint or session.notice] if key]
     if session.state == "main" and ctx.banner:
         room = USSD_GSM7_LIMIT - _septets(head + lines) - 1
         if room > 10:

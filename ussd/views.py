@@ -9,11 +9,12 @@ from flask import Blueprint, Flask, Response, abort, current_app, request
 from state import journal
 from state.sessions import SessionStore
 from state.store import get_redis
-from ussd.engine import Engine, Services, Settings
+from ussd.engine import Engine, Settings
 from ussd.catalogue import text
 from ussd.gateways import GATEWAYS, BadCallback
 from ussd.screens import Screen
-from utility.customers import RedisCustomerBase, mask_tail
+from utility.customers import mask_tail
+from utility.services import services
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def _build_engine(app: Flask) -> Engine:
             resume_ttl=int(config["RESUME_TTL"]),
             lock_timeout=float(config["LOCK_TIMEOUT"]),
         ),
-        Services(customers=RedisCustomerBase(client)),
+        services(app),
         Settings(utility=str(config["UTILITY_NAME"]), default_language=str(config["DEFAULT_LANGUAGE"])),
     )
 

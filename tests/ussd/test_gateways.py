@@ -76,17 +76,19 @@ def test_hubtel_sends_only_the_latest_input_and_the_session_holds_the_path(clien
     assert status == 200 and answer["Type"] == "Response"
     assert answer["Message"].startswith("Guichet\n1.")
     _, answer = hubtel(client, Type="Response", Message="5", Sequence=2)
+    assert answer["Message"].startswith("Mon compte:")
+    _, answer = hubtel(client, Type="Response", Message="1", Sequence=3)
     assert answer["Message"].startswith("Vos comptes:")
-    _, answer = hubtel(client, Type="Response", Message="3", Sequence=3)
+    _, answer = hubtel(client, Type="Response", Message="3", Sequence=4)
     assert answer["Message"].startswith("Compte ****0003")
-    again = hubtel(client, Type="Response", Message="3", Sequence=3)[1]  # a retry: same answer
+    again = hubtel(client, Type="Response", Message="3", Sequence=4)[1]  # a retry: same answer
     assert again == answer
-    _, answer = hubtel(client, Type="Response", Message="0", Sequence=4)
+    _, answer = hubtel(client, Type="Response", Message="0", Sequence=5)
     assert answer["Message"].startswith("Vos comptes:")
 
 
 def test_hubtel_initiation_with_a_shortcut_and_release(client, customers):
-    _, answer = hubtel(client, Type="Initiation", Message="*384*1#", Sequence=1)
+    _, answer = hubtel(client, Type="Initiation", Message="*384*3#", Sequence=1)
     assert answer["Type"] == "Release"
     assert "disponible prochainement" in answer["Message"]
 

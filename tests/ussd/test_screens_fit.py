@@ -24,22 +24,46 @@ WORST_ACCOUNT = {
 }
 WORST_METER = {**WORST_ACCOUNT, "meter": "0123456789012"}
 FEATURES = [option.args[0][1] for option in SCREENS["main"].options if option.trigger == "soon"]
-HINTS = [""] + sorted({key for lang in languages() for key in catalogue(lang) if key.startswith("hint.")})
+ALL_HINTS = sorted({key for lang in languages() for key in catalogue(lang) if key.startswith("hint.")})
+# Menus and lists refuse with these; input screens with whatever their check says.
+CHOICE_HINTS = ["hint.choice", "hint.no_more"]
 WORST_CONTEXT = Context(utility="Societe Nationale d'Electricite", service_code="*384*1234*99#", banner="B" * 300)
+BIG = 999_999_999  # the largest balance the customer CSV accepts
+ORDER_MAX = 10_000_000  # the largest order amount (bills; purchases are capped lower by tariffs)
+WORST_QUOTE = {"units": "99999.9", "unit": "kWh",
+               "charges": [[c, ORDER_MAX] for c in ("fixed_fee", "debt_recovery", "municipal_tax", "vat", "service_charge", "energy")]}
+WORST_DATA = {
+    "accounts": [WORST_ACCOUNT] * 40, "account": 0,
+    "meters": [{"meter": "0123456789012"}] * 3, "bills": [WORST_ACCOUNT] * 3,
+    "meter": "0123456789012", "meter_name": LONGEST_NAME, "minimum": ORDER_MAX, "maximum": ORDER_MAX, "amount": ORDER_MAX,
+    "quote": WORST_QUOTE, "offline": False, "flow": "units", "payer": "+999999999999999",
+    "account_no": "ABCDEFGHIJKLMNOPQRS9", "balance": BIG, "due": "2026-12-31",
+    "order_ref": "ABCDEFGH", "orders": [{"reference": "ABCDEFGH", "amount": ORDER_MAX, "state": "paid_awaiting_fulfilment"}] * 3,
+    "resent": True, "feature": FEATURES[0],
+    "hint_values": {"minimum": "10 000 000", "maximum": "10 000 000"},
+}
+VARIANTS = [
+    {},
+    {"accounts": [WORST_METER] * 40},
+    {"accounts": [{**WORST_ACCOUNT, "due": ""}]},
+    {"accounts": [{**WORST_ACCOUNT, "balance": 0}]},
+    {"offline": True},
+    {"flow": "bill"},
+    {"due": ""},
+    {"balance": 0},
+    {"resent": False},
+    {"orders": []},
+    *({"feature": feature} for feature in FEATURES),
+]
 
 
 def sessions_for(state: str, lang: str):
     """Sessions on ``state`` covering the data that screen can show."""
     base = dict(session_id="s", phone="+999999999999999", gateway="africastalking", service_code="*384#", network="")
-    datas = [{}]
-    if state in ("account", "accounts"):
-        datas = [{"accounts": [WORST_ACCOUNT] * 40, "account": 0}, {"accounts": [WORST_METER] * 40, "account": 0},
-                 {"accounts": [{**WORST_ACCOUNT, "due": ""}], "account": 0},
-                 {"accounts": [{**WORST_ACCOUNT, "balance": 0}], "account": 0}]
-    if state == "unavailable":
-        datas = [{"feature": feature} for feature in FEATURES]
-    for data, hint, notice in itertools.product(datas, HINTS, ["", "language.saved"]):
-        session = Session(**base, lang=lang, state=state, data=dict(data), hint=hint, notice=notice)
+    hints = [""] + (ALL_HINTS if SCREENS[state].kind == "input" else CHOICE_HINTS)
+    notices = ["", "language.saved"] if state == "main" else [""]  # notices only ever stand on the main menu
+    for variant, hint, notice in itertools.product(VARIANTS, hints, notices):
+        session = Session(**base, lang=lang, state=state, data={**WORST_DATA, **variant}, hint=hint, notice=notice)
         if SCREENS[state].kind == "list":
             for page in range(len(list_pages(session))):
                 session.data["pages"] = {state: page}

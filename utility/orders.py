@@ -1,0 +1,346 @@
+"""Orders: a purchase of prepaid units or a bill payment, from the customer's "confirm"
+to the receipt SMS, never lost, never fulfilled twice.
+
+The lifecycle is a `transitions` machine built once (like the menu), persisted in Redis
+and journaled on every move:
+
+    created -> payment_pending -> paid -> fulfilled -> receipt_sent
+                 |                 |
+                 |                 +-> paid_awaiting_fulfilment -> fulfilled   (backend down: retried)
+                 +-> declined | expired (-> paid on a late success) | failed
+
+Why it cannot lose or double a payment:
+- an order is created once per reference (SET NX), and that reference is the
+  idempotency key everywhere downstream (payment request, vend, bill posting, SMS);
+- each order is changed under its own lock, and a result that does not fit the order's
+  state (a duplicate callback, a callback for a final order) changes nothing;
+- state is saved before anything is sent; the SMS outbox is idempotent by reference.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import redis
+from transitions import EventData, Machine, MachineError
+
+from state import journal, keys, locks
+from utility.billing import BillingBackend, BillingError
+from utility.customers import CustomerBase, mask_tail
+from utility.payments.base import PaymentError, PaymentProvider, PaymentRequest, PaymentResult, ProviderUnavailable
+from utility.vending.base import Vend, VendingBackend, VendingError
+
+log = logging.getLogger(__name__)
+
+UNITS, BILL = "units", "bill"
+UNREACHABLE = "provider_unavailable"  # the reason of an order whose payment request got no answer
+FINAL = frozenset({"receipt_sent", "declined", "failed"})
+RECENT_KEPT = 10
+# Backoff of fulfilment retries while a backend is down: quick at first, then hourly,
+# for as long as it takes (the Eneo outage lasted days).
+RETRY_DELAYS = (15, 30, 60, 120, 300, 600, 1800, 3600)
+
+STATES = [
+    "created",
+    "payment_pending",
+    "paid",
+    "paid_awaiting_fulfilment",
+    "fulfilled",
+    "receipt_sent",
+    "declined",
+    "expired",
+    "failed",
+]
+TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "payment_requested", "source": "created", "dest": "payment_pending"},
+    {"trigger": "payment_unavailable", "source": "created", "dest": "failed"},
+    # A success after the order expired, or after the provider seemed unreachable (a
+    # timeout can hide a request that arrived), is still money taken: fulfil it.
+    {"trigger": "payment_succeeded", "source": ["payment_pending", "expired", "failed"], "dest": "paid"},
+    {"trigger": "payment_declined", "source": "payment_pending", "dest": "declined"},
+    {"trigger": "payment_expired", "source": "payment_pending", "dest": "expired"},
+    {"trigger": "backend_unavailable", "source": "paid", "dest": "paid_awaiting_fulfilment"},
+    {"trigger": "fulfilled", "source": ["paid", "paid_awaiting_fulfilment"], "dest": "fulfilled"},
+    {"trigger": "fulfilment_failed", "source": ["paid", "paid_awaiting_fulfilment"], "dest": "failed"},
+    {"trigger": "receipt_sent", "source": "fulfilled", "dest": "receipt_sent"},
+]
+
+
+@dataclass(eq=False)  # identity equality: the machine keeps models in a list
+class Order:
+    reference: str
+    kind: str  # UNITS or BILL
+    phone: str  # who ordered (receives the SMS)
+    lang: str
+    target: str  # the meter (units) or the account number (bill)
+    amount: int  # XAF
+    payer: str  # the mobile-money number debited
+    provider: str
+    state: str = "created"
+    provider_ref: str = ""
+    reason: str = ""  # why it was declined or failed (a code)
+    receipt: dict[str, Any] = field(default_factory=dict)  # the vend or bill payment
+    attempts: int = 0  # fulfilment attempts
+    waiting_told: bool = False  # "payment received, token to follow" sent
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL
+
+    def to_json(self) -> str:
+        return json.dumps(vars(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> "Order":
+        return cls(**json.loads(raw))
+
+
+def reference_for(*parts: str) -> str:
+    """A short order reference a customer can read out (8 characters, no 0/O/1/I mix-ups),
+    the same for the same parts (a USSD session places at most one order)."""
+    digest = hashlib.sha256("|".join(parts).encode()).digest()
+    return base64.b32encode(digest)[:8].decode()
+
+
+class CustomerMessages(Protocol):
+    """Tells the customer by SMS."""
+
+    def tell(self, order: Order, what: str) -> None:
+        """``what``: payment_received | receipt | payment_failed | fulfilment_failed.
+        Idempotent by (order, what)."""
+        ...
+
+    def resend(self, phone: str, lang: str, vends: list[Vend]) -> None:
+        """Send the tokens of ``vends`` again (a new SMS each time it is asked)."""
+        ...
+
+
+class Later(Protocol):
+    """Runs ``fulfil(reference)`` in the background after ``delay`` seconds."""
+
+    def __call__(self, reference: str, delay: float) -> None: ...
+
+
+class _Move:
+    """The model the machine moves for one change of one order."""
+
+    state: str
+
+    def __init__(self, order: Order) -> None:
+        self.order = order
+        self.moves: list[tuple[str, str, str, str]] = []
+
+    def record(self, event: EventData) -> None:
+        why = str(event.kwargs.get("why", ""))
+        if why:
+            self.order.reason = why
+        self.moves.append((event.event.name, event.transition.source, event.transition.dest, why))
+
+
+MACHINE = Machine(
+    model=None,
+    states=STATES,
+    transitions=TRANSITIONS,
+    initial="created",
+    auto_transitions=False,
+    send_event=True,
+    queued=False,
+    after_state_change="record",
+)
+
+
+class Orders:
+    def __init__(
+        self,
+        client: redis.Redis,
+        vending: VendingBackend,
+        billing: BillingBackend,
+        payments: PaymentProvider,
+        messages: CustomerMessages,
+        later: Later,
+        customers: CustomerBase | None = None,
+    ) -> None:
+        self.redis = client
+        self.customers = customers
+        self.vending = vending
+        self.billing = billing
+        self.payments = payments
+        self.messages = messages
+        self.later = later
+
+    # -- reading --------------------------------------------------------------------------
+    def get(self, reference: str) -> Order | None:
+        raw = self.redis.get(keys.order(reference))
+        return Order.from_json(raw) if raw else None
+
+    def recent(self, phone: str, count: int = 3) -> list[Order]:
+        references = self.redis.lrange(keys.phone_orders(phone), 0, count - 1)
+        if not references:
+            return []
+        return [Order.from_json(raw) for raw in self.redis.mget([keys.order(r) for r in references]) if raw]
+
+    def resend_last_tokens(self, phone: str, lang: str) -> bool:
+        """SMS the caller the tokens of the last vend on their meters (linked to the
+        number, or bought for from it). False when there is none to send."""
+        meters = {o.target for o in self.recent(phone, count=RECENT_KEPT) if o.kind == UNITS}
+        if self.customers is not None:
+            meters |= {a.meter_number for a in self.customers.accounts_for_phone(phone) if a.prepaid}
+        vends = [vend for meter in sorted(meters) for vend in self.vending.reprint(meter)[:1]]
+        if not vends:
+            return False
+        latest = max(vends, key=lambda vend: vend.issued_at)
+        self.messages.resend(phone, lang, [latest])
+        journal.append(self.redis, "order.tokens_resent", phone=phone, reference=latest.reference)
+        return True
+
+    # -- the customer confirms ----------------------------------------------------------------
+    def place(self, kind: str, phone: str, lang: str, target: str, amount: int, payer: str, reference: str) -> Order:
+        """Create the order and ask the payer's provider for the money. Idempotent by
+        ``reference``: placing it again returns the order as it stands."""
+        order = Order(reference, kind, phone, lang, target, amount, payer, self.payments.name)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(keys.order(reference), order.to_json(), nx=True)
+        pipe.get(keys.order(reference))
+        created, raw = pipe.execute()
+        if not created:
+            return Order.from_json(raw)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lpush(keys.phone_orders(phone), reference)
+        pipe.ltrim(keys.phone_orders(phone), 0, RECENT_KEPT - 1)
+        journal.append(pipe, "order.created", order=reference, order_kind=kind, phone=phone, target=target, amount=amount)
+        pipe.execute()
+        with self._locked(reference) as order:
+            try:
+                result = self.payments.request(PaymentRequest(reference, payer, amount, note=f"{kind} {reference}"))
+            except ProviderUnavailable:
+                # An honest "try later" now, rather than an order pending forever. The
+                # request may still have reached the provider: a success that follows is
+                # fulfilled (see on_payment_result).
+                self._move(order, "payment_unavailable", why=UNREACHABLE)
+                return order
+            except PaymentError as exc:
+                self._move(order, "payment_unavailable", why="payment_refused")
+                log.warning("order %s: payment refused by %s: %s", reference, self.payments.name, exc)
+                return order
+            order.provider_ref = result.provider_ref
+            self._move(order, "payment_requested")
+        if result.state == "failed":  # refused outright (unknown payer...): say so now
+            self.on_payment_result(result)
+            return self.get(reference) or order
+        return order
+
+    # -- what the payment provider says ---------------------------------------------------------
+    def on_payment_result(self, result: PaymentResult) -> str:
+        """Apply a payment result (callback or poll). Duplicates, late or out-of-order
+        results change nothing they should not. Returns what was done, for the log."""
+        if self.get(result.order_ref) is None:
+            log.warning("payment result for unknown order %s (%s)", result.order_ref, result.provider)
+            journal.append(self.redis, "order.unknown_payment", order=result.order_ref, provider=result.provider,
+                           provider_ref=result.provider_ref, state=result.state)
+            return "unknown order"
+        fulfil = tell_failure = False
+        with self._locked(result.order_ref) as order:
+            if result.provider_ref and order.provider_ref and result.provider_ref != order.provider_ref:
+                return "another payment of this order"
+            late_money = order.state == "failed" and order.reason == UNREACHABLE
+            if result.state == "successful" and (order.state in ("payment_pending", "expired") or late_money):
+                self._move(order, "payment_succeeded")
+                fulfil = True
+            elif result.state == "failed" and order.state == "payment_pending":
+                if result.reason == "expired":
+                    self._move(order, "payment_expired", why="expired")
+                else:
+                    self._move(order, "payment_declined", why=result.reason or "declined")
+                tell_failure = True
+            else:
+                return f"ignored ({result.state} while {order.state})"
+        if tell_failure:
+            self.messages.tell(order, "payment_failed")
+        if fulfil:
+            # In the background: the provider's callback must not wait for a vending server.
+            self.later(order.reference, 0)
+        return order.state
+
+    # -- delivering what was paid for ----------------------------------------------------------
+    def fulfil(self, reference: str) -> Order | None:
+        """Vend the units or post the bill; when the backend is down, tell the customer
+        the payment is safe and try again later. Safe to run any number of times."""
+        with self._locked(reference) as order:
+            if order.state not in ("paid", "paid_awaiting_fulfilment"):
+                return order
+            order.attempts += 1
+            try:
+                order.receipt = self._deliver(order)
+            except (VendingError, BillingError) as exc:
+                if not getattr(exc, "retryable", False):
+                    self._move(order, "fulfilment_failed", why=getattr(exc, "code", "error"))
+                    what = "fulfilment_failed"
+                else:
+                    if order.state == "paid":
+                        self._move(order, "backend_unavailable", why="backend_unavailable")
+                    else:
+                        self._save(order, [])
+                    delay = RETRY_DELAYS[min(order.attempts, len(RETRY_DELAYS)) - 1]
+                    self.later(reference, delay)
+                    log.info("order %s waits for its backend; retry in %ss", reference, delay)
+                    if order.waiting_told:
+                        return order
+                    order.waiting_told = True
+                    self._save(order, [])
+                    what = "payment_received"
+            else:
+                self._move(order, "fulfilled")
+                what = "receipt"
+        self.messages.tell(order, what)
+        if what == "receipt":
+            with self._locked(reference) as order:
+                if order.state == "fulfilled":
+                    self._move(order, "receipt_sent")
+        return order
+
+    def _deliver(self, order: Order) -> dict[str, Any]:
+        if order.kind == UNITS:
+            return json.loads(self.vending.vend(order.target, order.amount, order.reference).to_json())
+        return asdict(self.billing.pay(order.target, order.amount, order.reference))
+
+    # -- persistence -------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self, reference: str) -> Iterator[Order]:
+        """The order, loaded under its lock (one change at a time per order)."""
+        with locks.hold(self.redis, keys.order_lock(reference), wait=10.0):
+            order = self.get(reference)
+            if order is None:
+                raise KeyError(reference)
+            yield order
+
+    def _move(self, order: Order, trigger: str, **kwargs: Any) -> None:
+        model = _Move(order)
+        MACHINE.add_model(model, initial=order.state)
+        try:
+            getattr(model, trigger)(**kwargs)
+        except MachineError as exc:
+            raise ValueError(f"order {order.reference}: {trigger} is not allowed from {order.state}") from exc
+        finally:
+            MACHINE.remove_model(model)
+        order.state = model.state
+        self._save(order, model.moves)
+
+    def _save(self, order: Order, moves: list[tuple[str, str, str, str]]) -> None:
+        order.updated_at = time.time()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(keys.order(order.reference), order.to_json())
+        for trigger, source, dest, why in moves:
+            journal.append(pipe, "order.transition", order=order.reference, trigger=trigger, source=source,
+                           dest=dest, why=why)
+        pipe.execute()
+        for trigger, source, dest, why in moves:
+            log.info("order %s %s -> %s %s (%s)", order.reference, source, dest, why, mask_tail(order.phone))

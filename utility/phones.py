@@ -1,0 +1,38 @@
+"""Phone numbers as customers type them, made E.164.
+
+Customers type their mobile-money number the way they say it: 9 digits in Cameroon
+(6XXXXXXXX), 8 in Gabon (0XXXXXXX), sometimes with the country code or a +. The
+caller's own number tells us which country they mean.
+"""
+from __future__ import annotations
+
+import re
+
+E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+# Country calling codes of the countries Guichet serves first, and their national lengths.
+NATIONAL_DIGITS = {"237": 9, "241": 8, "225": 10, "221": 9, "229": 10, "235": 8, "242": 9, "243": 9}
+
+
+def country_code(number: str) -> str | None:
+    for code in NATIONAL_DIGITS:
+        if number.startswith("+" + code):
+            return code
+    return None
+
+
+def mobile_number(typed: str, caller: str) -> str | None:
+    """``typed`` as E.164, reading a national number in the caller's country; None if it
+    cannot be a phone number."""
+    digits = re.sub(r"[\s.-]", "", typed)
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    if digits.startswith("+"):
+        return digits if E164.match(digits) else None
+    if not digits.isdigit() or not digits.isascii():
+        return None
+    code = country_code(caller)
+    if code and len(digits) == NATIONAL_DIGITS[code]:
+        return f"+{code}{digits}"
+    if code and digits.startswith(code) and len(digits) == len(code) + NATIONAL_DIGITS[code]:
+        return "+" + digits
+    return None

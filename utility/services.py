@@ -1,0 +1,75 @@
+"""The domain services of one app, built once: what the USSD menu, SMS keywords and the
+admin API all call, so every domain action is reachable from each of them alike.
+
+This is where the parts are wired together: the customer base, the vending backend
+(built-in or XMLVend), billing, the payment provider, and the order pipeline with its
+SMS messages and background retries.
+"""
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+from state import worker
+from state.store import get_redis
+from utility import payments, vending
+from utility.billing import BillingBackend, BuiltinBilling
+from utility.customers import RedisCustomerBase
+from utility.orders import Orders
+from utility.payments.base import PaymentProvider, PaymentResult
+from utility.vending.base import VendingBackend
+
+EXTENSION = "guichet.services"
+
+
+@dataclass(frozen=True)
+class Services:
+    customers: RedisCustomerBase
+    vending: VendingBackend
+    billing: BillingBackend
+    payments: PaymentProvider
+    orders: Orders
+
+
+def services(app: Flask | None = None) -> Services:
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    built: Services | None = app.extensions.get(EXTENSION)
+    if built is None:
+        built = app.extensions[EXTENSION] = _build(app)
+    return built
+
+
+def _build(app: Flask) -> Services:
+    from sms.customer_messages import SmsMessages
+
+    client = get_redis(app)
+    customers = RedisCustomerBase(client)
+    vending_backend = vending.from_config(app.config, client, customers)
+    billing = BuiltinBilling(client, customers)
+    provider = payments.provider(app)
+
+    def later(reference: str, delay: float) -> None:
+        queue = worker.queue(app)
+        if delay > 0:
+            queue.enqueue_in(datetime.timedelta(seconds=delay), fulfil_job, reference)
+        else:
+            queue.enqueue(fulfil_job, reference)
+
+    orders = Orders(client, vending_backend, billing, provider, SmsMessages(app), later, customers=customers)
+    return Services(customers, vending_backend, billing, provider, orders)
+
+
+def fulfil_job(reference: str) -> str:
+    """Background job: deliver what an order paid for (retried with backoff by Orders)."""
+    order = services().orders.fulfil(reference)
+    return order.state if order else "unknown"
+
+
+def init_app(app: Flask) -> None:
+    # The payment callback endpoint hands final results to the order pipeline.
+    def on_payment_result(result: PaymentResult) -> str:
+        return services(app).orders.on_payment_result(result)
+
+    app.extensions[payments.RESULTS_HANDLER] = on_payment_result
