@@ -129,6 +129,11 @@ def order_lock(reference: str) -> str:
     return _key(f"order:{reference}", "lock")
 
 
+def waiting_orders() -> str:
+    """Set: orders paid and waiting for their backend (retried at once when it returns)."""
+    return _key("orders", "waiting")
+
+
 def phone_orders(phone: str) -> str:
     """List: the phone's latest order references, newest first."""
     return _key(phone, "orders")

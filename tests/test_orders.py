@@ -127,8 +127,11 @@ def test_vending_down_payment_received_sms_then_the_token_when_it_returns(world)
     assert sms.told == [("ORDER001", "payment_received")]
     assert [d for _, d in later.jobs] == [120]  # backing off
     switches.set_down(orders.redis, "vending", False)
+    later.jobs.clear()  # the backoff slot is an hour away...
+    assert orders.retry_waiting() == 1  # ...but the operator says vending is back
     run_background()
     assert orders.get("ORDER001").state == "receipt_sent"
+    assert orders.retry_waiting() == 0
     assert sms.told == [("ORDER001", "payment_received"), ("ORDER001", "receipt")]
     assert len(credits(orders)) == 1
 

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, make_response, request
 from werkzeug.exceptions import HTTPException
 
-from state import keys
+from state import keys, switches
 from state.store import get_redis
 from utility import customer_csv
 from utility.customers import RedisCustomerBase
@@ -89,6 +89,40 @@ def import_customers() -> tuple[Response, int]:
     result = RedisCustomerBase(get_redis()).upsert(accounts)
     audit_detail(f"imported {result.imported}, updated {result.updated}")
     return jsonify(imported=result.imported, updated=result.updated), 200
+
+
+@bp.post("/backends/<backend>")
+@require_admin
+def switch_backend(backend: str) -> tuple[Response, int]:
+    """Switch a built-in backend down or up (demonstrations, tests, drills):
+    ``{"state": "down"}`` or ``{"state": "up"}``. A backend that is the utility's real
+    system (XMLVend vending, MTN MoMo) cannot be switched from here: 404."""
+    if backend not in _builtin_backends():
+        audit_detail(f"{backend}: not a built-in backend")
+        return jsonify(error=f"no built-in backend {backend!r} to switch"), 404
+    body = request.get_json(silent=True)
+    wanted = body.get("state") if isinstance(body, dict) else None
+    if wanted not in ("down", "up"):
+        audit_detail(f"{backend}: bad state")
+        return jsonify(error='send {"state": "down"} or {"state": "up"}'), 400
+    switches.set_down(get_redis(), backend, wanted == "down")
+    retried = 0
+    if wanted == "up" and backend in ("vending", "billing"):
+        from utility.services import services
+
+        retried = services().orders.retry_waiting()  # paid orders waiting for it: now
+    audit_detail(f"{backend} {wanted}, {retried} waiting order(s) retried")
+    return jsonify(backend=backend, state=wanted, retried=retried, backends=switches.states(get_redis())), 200
+
+
+def _builtin_backends() -> set[str]:
+    config = current_app.config
+    builtin = {"billing"}  # billing has no external adapter yet
+    if config.get("VENDING_BACKEND", "builtin") == "builtin":
+        builtin.add("vending")
+    if config.get("PAYMENT_PROVIDER", "demo") == "demo":
+        builtin.add("payments")
+    return builtin
 
 
 def _credential_problem() -> str | None:

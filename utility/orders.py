@@ -334,10 +334,21 @@ class Orders:
         order.state = model.state
         self._save(order, model.moves)
 
+    def retry_waiting(self) -> int:
+        """Fulfil now every order waiting for its backend (an operator says it is back)."""
+        references = sorted(self.redis.smembers(keys.waiting_orders()))
+        for reference in references:
+            self.later(reference, 0)
+        return len(references)
+
     def _save(self, order: Order, moves: list[tuple[str, str, str, str]]) -> None:
         order.updated_at = time.time()
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(keys.order(order.reference), order.to_json())
+        if order.state == "paid_awaiting_fulfilment":
+            pipe.sadd(keys.waiting_orders(), order.reference)
+        else:
+            pipe.srem(keys.waiting_orders(), order.reference)
         for trigger, source, dest, why in moves:
             journal.append(pipe, "order.transition", order=order.reference, trigger=trigger, source=source,
                            dest=dest, why=why)

@@ -144,3 +144,20 @@ def test_a_file_over_the_size_limit_is_refused_and_audited(fake_redis: fakeredis
     assert [(entry["outcome"], entry["detail"]) for entry in audit_trail(fake_redis)] == [
         ("rejected", "413 Request Entity Too Large")
     ]
+
+
+def test_switching_the_builtin_backends_down_and_up(client, app):
+    from state import switches
+    from state.store import get_redis
+
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    response = client.post("/admin/backends/vending", json={"state": "down"}, headers=auth)
+    assert response.status_code == 200 and response.get_json()["backends"]["vending"] == "down"
+    assert switches.is_down(get_redis(app), "vending")
+    assert client.post("/admin/backends/payments", json={"state": "down"}, headers=auth).status_code == 200
+    assert client.post("/admin/backends/vending", json={"state": "up"}, headers=auth).get_json()["state"] == "up"
+    assert client.post("/admin/backends/vending", json={"state": "sideways"}, headers=auth).status_code == 400
+    assert client.post("/admin/backends/nuclear", json={"state": "down"}, headers=auth).status_code == 404
+    assert client.post("/admin/backends/vending", json={"state": "down"}).status_code == 401
+    app.config["VENDING_BACKEND"] = "xmlvend"  # the utility's own server is not ours to switch
+    assert client.post("/admin/backends/vending", json={"state": "down"}, headers=auth).status_code == 404

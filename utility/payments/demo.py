@@ -36,7 +36,7 @@ import flask
 import redis
 from flask import Flask, current_app
 
-from state import keys
+from state import keys, switches
 from state.store import get_redis
 from utility.customers import mask_tail
 from utility.payments.base import (
@@ -109,11 +109,12 @@ class DemoProvider:
         return keys.payment(NAME, "settings")
 
     def set_available(self, available: bool) -> None:
-        self.redis.hset(self._settings_key(), "available", "1" if available else "0")
+        # The operators' switch (state.switches), shared with the built-in vending and billing.
+        switches.set_down(self.redis, "payments", not available)
         log.warning("demo payment provider switched %s", "up" if available else "DOWN")
 
     def available(self) -> bool:
-        return self.redis.hget(self._settings_key(), "available") != "0"
+        return not switches.is_down(self.redis, "payments")
 
     # -- the interface ---------------------------------------------------------------------------
     @needs_redis
