@@ -228,8 +228,11 @@ def masked_name(name: str) -> str:
     return clip(" ".join(w[:2] + "*" * max(len(w) - 2, 0) for w in words), NAME_WIDTH)
 
 
-def _units(units: str) -> str:
-    return units.rstrip("0").rstrip(".") if "." in units else units
+def _units(lang: str, units: str) -> str:
+    """"48.90" -> "48,9" in French, "48.9" in English; whole units without decimals."""
+    if "." in units:
+        units = units.rstrip("0").rstrip(".")
+    return units.replace(".", text(lang, "decimal_separator"))
 
 
 def _meter_ok(session: Session, ctx: Context) -> str:
@@ -247,7 +250,7 @@ def _quote(session: Session, ctx: Context) -> str:
     if data.get("offline"):
         return text(lang, "buy.offline", amount=money(data["amount"]))
     quote = data["quote"]
-    headline = text(lang, "buy.quote", amount=money(data["amount"]), units=_units(quote["units"]), unit=quote["unit"])
+    headline = text(lang, "buy.quote", amount=money(data["amount"]), units=_units(lang, quote["units"]), unit=quote["unit"])
     charges = [(code, amount) for code, amount in quote["charges"] if code != "energy" and amount]
     itemised = [text(lang, "buy.quote_charge", label=text(lang, f"charge.{code}"), amount=money(amount))
                 for code, amount in charges]

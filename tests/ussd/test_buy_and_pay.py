@@ -25,8 +25,8 @@ def test_buy_units_for_my_meter_to_the_end(app, dial):
     assert phone.screen.startswith("Montant en FCFA (1 000 à 500 000):")
     phone.send("5000")
     lines = phone.screen.splitlines()
-    assert lines[0] == "5 000 FCFA = 48.9 kWh"  # (5000 - 429 fee) / (91.17 x 1.025 tax)
-    assert "Redevance: 429" in lines and "1. Payer" in lines
+    assert lines[0] == "5 000 FCFA = 48,9 kWh"  # (5000 - 429 fee) / (91.17 x 1.025 tax)
+    assert "Frais fixes: 429" in lines and "1. Payer" in lines
     phone.send("1")
     assert phone.screen.splitlines()[:3] == ["Payer par Mobile Money avec:", "1. Ce numéro (****0101)", "2. Un autre numéro"]
     phone.send("1")
