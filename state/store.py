@@ -6,13 +6,18 @@ and it is gone when the process exits: it is for trying Guichet, never for produ
 """
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import fakeredis
 import redis
 from flask import Flask, current_app
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 EXTENSION = "guichet.redis"
 
@@ -104,3 +109,22 @@ def get_store(app: Flask | None = None) -> Store:
 def get_redis(app: Flask | None = None) -> redis.Redis:
     """The decoded-str client of the current app."""
     return get_store(app).data
+
+
+def redis_failure_means(
+    error: Callable[[str], Exception], what: str
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a service method whose storage is Redis: when Redis fails, the caller
+    sees the service's own "unavailable" error (retryable), not a Redis exception."""
+
+    def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(*args, **kwargs)
+            except redis.RedisError as exc:
+                raise error(f"{what} unavailable: {exc.__class__.__name__}") from exc
+
+        return guarded
+
+    return decorate

@@ -19,16 +19,15 @@ needs it).
 """
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
 
 import redis
 
 from state import journal, keys
+from state.store import redis_failure_means
 from utility.customers import mask_tail
 from utility.payments.base import (
     FINAL_STATES,
@@ -41,8 +40,6 @@ from utility.payments.base import (
 )
 
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
-R = TypeVar("R")
 
 # After a final state is learned, whoever learned it hands it over at once; the poller
 # steps in only if that has not happened after this long.
@@ -50,18 +47,9 @@ HANDOVER_GRACE = 60.0
 HANDOVER_RETRY = 60.0  # a handler that raised is given the result again this much later
 
 
-def needs_redis(method: Callable[P, R]) -> Callable[P, R]:
-    """Without Redis no payment can be asked safely (the order's reference lives there):
-    to the caller that is the provider being unavailable."""
-
-    @functools.wraps(method)
-    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except redis.RedisError as exc:
-            raise ProviderUnavailable(f"payment records unavailable: {exc.__class__.__name__}") from exc
-
-    return guarded
+# Without Redis no payment can be asked safely (the order's reference lives there): to the
+# caller that is the provider being unavailable.
+needs_redis = redis_failure_means(ProviderUnavailable, "payment records")
 
 
 @dataclass(frozen=True)

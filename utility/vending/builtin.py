@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import datetime
 import logging
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import ParamSpec, TypeVar
 
 import redis
 
 from state import journal, keys, locks, switches
+from state.store import redis_failure_means
 from utility.customers import Account, CustomerBase, RedisCustomerBase, mask_tail
 from utility.meters import meter_problem, pan_for
 from utility.vending import sts
@@ -37,8 +36,6 @@ from utility.vending.base import (
 from utility.vending.tariffs import Tariff, load_tariffs, price_purchase
 
 log = logging.getLogger(__name__)
-P = ParamSpec("P")
-R = TypeVar("R")
 
 REPRINT_COUNT = 3
 HISTORY_KEPT = 10
@@ -72,17 +69,8 @@ class StsSettings:
         return sts.MeterKeyData(pan=pan_for(meter_number), **fields)  # type: ignore[arg-type]
 
 
-def _redis_is_the_backend(method: Callable[P, R]) -> Callable[P, R]:
-    """Redis is this engine's storage: when it fails, the vending backend is unavailable."""
-
-    @functools.wraps(method)
-    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except redis.RedisError as exc:
-            raise BackendUnavailable(f"vending storage unavailable: {exc}") from exc
-
-    return guarded
+# Redis is this engine's storage: when it fails, the vending backend is unavailable.
+_redis_is_the_backend = redis_failure_means(BackendUnavailable, "vending storage")
 
 
 def _now() -> datetime.datetime:
