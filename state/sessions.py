@@ -78,12 +78,11 @@ class Loaded:
 
 @dataclass
 class Change:
-    """All a hop writes back: applied atomically by SessionStore.save."""
+    """All a hop writes back, in one pipeline under the session lock (SessionStore.save)."""
 
     session: Session
     hop_key: str
     reply: str
-    ended: bool
     transitions: list[tuple[str, str, str]] = field(default_factory=list)  # (trigger, from, to)
     remember_language: bool = False
     resumable: bool = False  # the session stopped mid-flow: keep a resume point

@@ -59,7 +59,6 @@ class Engine:
                 session=session,
                 hop_key=hop.hop_key,
                 reply=screen.to_cache(),
-                ended=screen.end,
                 transitions=outcome.moves,
                 remember_language=outcome.language_changed,
                 resumable=not screen.end and SCREENS[session.state].resumable,

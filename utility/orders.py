@@ -285,6 +285,8 @@ class Orders:
                     self._move(order, "fulfilment_failed", why=getattr(exc, "code", "error"))
                     what = "fulfilment_failed"
                 else:
+                    first_wait = not order.waiting_told
+                    order.waiting_told = True  # saved with this attempt, before the SMS is queued
                     if order.state == "paid":
                         self._move(order, "backend_unavailable", why="backend_unavailable")
                     else:
@@ -292,10 +294,8 @@ class Orders:
                     delay = RETRY_DELAYS[min(order.attempts, len(RETRY_DELAYS)) - 1]
                     self.later(reference, delay)
                     log.info("order %s waits for its backend; retry in %ss", reference, delay)
-                    if order.waiting_told:
+                    if not first_wait:
                         return order
-                    order.waiting_told = True
-                    self._save(order, [])
                     what = "payment_received"
             else:
                 self._move(order, "fulfilled")

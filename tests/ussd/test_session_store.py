@@ -25,17 +25,17 @@ def session(**kw) -> Session:
 
 def test_session_expires_after_its_ttl_and_each_hop_refreshes_it(redis_client):
     store = SessionStore(redis_client, ttl=180)
-    store.save(Change(session(), "t:", "CMenu", ended=False))
+    store.save(Change(session(), "t:", "CMenu"))
     assert 170 < redis_client.ttl(keys.session(SEVERAL, "S1")) <= 180
     assert 170 < redis_client.ttl(keys.session_replies(SEVERAL, "S1")) <= 180
     redis_client.expire(keys.session(SEVERAL, "S1"), 5)
-    store.save(Change(session(state="language"), "t:6", "CLang", ended=False))
+    store.save(Change(session(state="language"), "t:6", "CLang"))
     assert redis_client.ttl(keys.session(SEVERAL, "S1")) > 170
 
 
 def test_load_reads_session_reply_language_and_resume_point_together(redis_client):
     store = SessionStore(redis_client)
-    store.save(Change(session(state="account", lang="en"), "t:5", "CDetail", ended=False, remember_language=True, resumable=True))
+    store.save(Change(session(state="account", lang="en"), "t:5", "CDetail", remember_language=True, resumable=True))
     loaded = store.load(SEVERAL, "S1", "t:5")
     assert loaded.session.state == "account"
     assert loaded.reply == "CDetail"

@@ -33,7 +33,7 @@ from utility.vending.base import (
     UnknownMeter,
     Vend,
 )
-from utility.vending.tariffs import Tariff, load_tariffs, price_purchase
+from utility.vending.tariffs import Pricing, Tariff, load_tariffs, price_purchase
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,7 @@ class BuiltinVending:
 
     @_redis_is_the_backend
     def quote(self, meter: str, amount: int) -> Quote:
-        account, tariff = self._sellable(meter, amount)
-        month_units, purchases = self._month(meter, self.clock())
-        pricing = price_purchase(tariff, amount, month_units, purchases == 0, max(account.balance_due, 0))
+        _account, tariff, pricing = self._price(meter, amount, self.clock())
         return Quote(meter, amount, pricing.units, pricing.unit, pricing.charges, tariff.code)
 
     @_redis_is_the_backend
@@ -160,10 +158,21 @@ class BuiltinVending:
             raise UnknownMeter(f"no vending tariff {account.tariff!r}", meter=mask_tail(meter))
         return account, tariff
 
-    def _sellable(self, meter: str, amount: int) -> tuple[Account, Tariff]:
+    def _open_for_sale(self, meter: str) -> tuple[Account, Tariff]:
         account, tariff = self._account(meter)
         if self.redis.hget(keys.meter_keys(meter), "blocked"):
             raise MeterBlocked("vending to this meter is stopped", meter=mask_tail(meter))
+        return account, tariff
+
+    def _price(self, meter: str, amount: int, when: datetime.datetime) -> tuple[Account, Tariff, Pricing]:
+        """What ``amount`` buys on ``meter`` now: limits checked, this month's usage counted."""
+        account, tariff = self._sellable(meter, amount)
+        month_units, purchases = self._month(meter, when)
+        pricing = price_purchase(tariff, amount, month_units, purchases == 0, max(account.balance_due, 0))
+        return account, tariff, pricing
+
+    def _sellable(self, meter: str, amount: int) -> tuple[Account, Tariff]:
+        account, tariff = self._open_for_sale(meter)
         if amount < tariff.min_purchase:
             raise AmountTooLow(f"minimum {tariff.min_purchase}", minimum=tariff.min_purchase)
         if amount > tariff.max_purchase:
@@ -200,14 +209,10 @@ class BuiltinVending:
     def _make(self, meter: str, reference: str, amount: int, free_units: Decimal | None) -> Vend:
         now = self.clock()
         if free_units is None:
-            account, tariff = self._sellable(meter, amount)
-            month_units, purchases = self._month(meter, now)
-            pricing = price_purchase(tariff, amount, month_units, purchases == 0, max(account.balance_due, 0))
+            account, tariff, pricing = self._price(meter, amount, now)
             units, charges = pricing.units, pricing.charges
         else:
-            account, tariff = self._account(meter)
-            if self.redis.hget(keys.meter_keys(meter), "blocked"):
-                raise MeterBlocked("vending to this meter is stopped", meter=mask_tail(meter))
+            account, tariff = self._open_for_sale(meter)
             units, charges = free_units, ()
         installed = self._installed(meter)
         tokens = sts.purchase_tokens(
