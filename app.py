@@ -152,7 +152,7 @@ def serve_command(host: str, port: int, threads: int, workers: int | None, no_wo
     elif workers is None:
         workers = os.cpu_count() or 1
 
-    if "PUBLIC_URL" not in os.environ and "GUICHET_PUBLIC_URL" not in os.environ and port != 8000:
+    if "GUICHET_PUBLIC_URL" not in os.environ and port != 8000:
         app.config["PUBLIC_URL"] = f"http://127.0.0.1:{port}"  # so the demo provider calls us back
 
     def post_worker_init(_worker: object) -> None:
