@@ -74,21 +74,12 @@ EMBEDDED = {
     "amounts_in_tenths": [
         {"value": 16383, "field_bits": "0011111111111111"},
         {"value": 16384, "field_bits": "0100000000000000"},
-        {"value": 180223, "field_bits": "0111111111111111"},
+        {"value": 180214, "field_bits": "0111111111111111"},
+        {"value": 180223, "field_bits": "1000000000000000"},
         {"value": 180224, "field_bits": "1000000000000000"},
         {"value": 256, "field_bits": "0000000100000000"},
     ],
 }
-
-# shared/sts-vectors.json gives 180223 tenths the field 0x7FFF, which carries 180214: less
-# than was bought. IEC 62055-41 6.3.6.2 says amounts round up in favour of the customer,
-# and the STS 531-1-0-02 CTSA10 step 5 token for 18022.3 kWh (test_ctsa10_transfer_amounts)
-# carries 0x8000 = 180224, which this engine reproduces. Strict: once the shared file is
-# corrected this xfail turns into a failure, to be removed.
-AMOUNT_VECTOR_DISPUTED = pytest.mark.xfail(
-    strict=True,
-    reason="shared vector 180223 -> 0111111111111111 contradicts round-up and the CTSA10 step-5 token (0x8000)",
-)
 
 
 def _without_notes(value: object) -> object:
@@ -190,8 +181,7 @@ def test_credit_token_from_a_raw_sta_key_and_tid() -> None:
 
 @pytest.mark.parametrize(
     "vector",
-    [pytest.param(v, marks=AMOUNT_VECTOR_DISPUTED) if v["value"] == 180223 else v
-     for v in EMBEDDED["amounts_in_tenths"]],
+    EMBEDDED["amounts_in_tenths"],
     ids=lambda v: str(v["value"]),
 )
 def test_amount_fields(vector: dict) -> None:
