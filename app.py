@@ -34,6 +34,15 @@ DEFAULTS: dict[str, Any] = {
     "SERVICE_CODES": (),  # the service's own codes, e.g. ["*384*1234#"] on a shared code
     "DEMO_CUSTOMERS": 500,  # customers seeded on the embedded store by `guichet serve`
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # admin CSV uploads; USSD has its own 4 KB cap
+    # Who may call the USSD webhooks (utility.access): a secret in the callback URL and/or
+    # source networks; unset: open (fine on a laptop, logged loudly).
+    "CALLBACK_TOKEN": None,  # one for every gateway, or {"africastalking": "...", "hubtel": "..."}
+    "GATEWAY_IPS": None,  # CIDRs, comma-separated, or per gateway as for CALLBACK_TOKEN
+    "TRUSTED_PROXIES": None,  # CIDRs of reverse proxies whose X-Forwarded-For is believed
+    # How often one phone may trigger an SMS or a payment prompt (state.limits: COUNT/SECONDS).
+    "RESEND_LIMITS": "1/60,3/3600",  # "resend my last token"
+    "ORDER_LIMITS": "3/60,10/3600",  # orders placed by one caller
+    "PAYER_PROMPT_LIMITS": "3/600,10/86400",  # payment prompts to one payer's handset
     # Vending (utility.vending): the built-in STS engine, or the utility's XMLVend server.
     "VENDING_BACKEND": "builtin",
     "STS_VENDING_KEY": None,  # hex; None: the public STS test key (demo meters only)

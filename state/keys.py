@@ -37,6 +37,11 @@ def profile(phone: str) -> str:
     return _key(phone, "profile")
 
 
+def phone_limit(phone: str, action: str) -> str:
+    """Sorted set: when the phone last did ``action`` (state.limits)."""
+    return _key(phone, f"limit:{action}")
+
+
 def phone_accounts(phone: str) -> str:
     """Set of account numbers linked to a phone number."""
     return _key(phone, "accounts")
@@ -132,6 +137,12 @@ def order_lock(reference: str) -> str:
 def waiting_orders() -> str:
     """Set: orders paid and waiting for their backend (retried at once when it returns)."""
     return _key("orders", "waiting")
+
+
+def open_orders() -> str:
+    """Sorted set: orders not final yet, scored by their last change (the order sweep
+    finds those whose next step was lost: a crash, a lost job)."""
+    return _key("orders", "open")
 
 
 def phone_orders(phone: str) -> str:

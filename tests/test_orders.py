@@ -3,6 +3,7 @@ that can go wrong (duplicates, declines, a vending system down for days, late mo
 from __future__ import annotations
 
 import datetime
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -11,7 +12,8 @@ from state import journal, switches
 from utility.billing import BuiltinBilling
 from utility.customers import Account, RedisCustomerBase
 from utility.meters import with_check_digit
-from utility.orders import BILL, UNITS, Orders, reference_for
+from state.limits import LimitReached, Limit
+from utility.orders import BILL, UNITS, OrderLimits, Orders, ReferenceTaken, new_reference
 from utility.payments.base import PaymentRequest, PaymentResult, ProviderUnavailable
 from utility.vending.builtin import BuiltinVending, StsSettings
 
@@ -40,9 +42,13 @@ class FakeMoney:
 @dataclass
 class Sms:
     told: list[tuple[str, str]] = field(default_factory=list)
+    resent: list[tuple[str, list[str]]] = field(default_factory=list)  # (phone, tokens)
 
     def tell(self, order, what: str) -> None:
         self.told.append((order.reference, what))
+
+    def resend(self, phone: str, lang: str, vends) -> None:
+        self.resent.append((phone, [token for vend in vends for token in vend.tokens]))
 
 
 @dataclass
@@ -67,7 +73,8 @@ def world(redis_client):
     ])
     vending = BuiltinVending(redis_client, customers, StsSettings(vending_key=bytes.fromhex("ab" * 8)))
     money, sms, later = FakeMoney(), Sms(), Later()
-    orders = Orders(redis_client, vending, BuiltinBilling(redis_client, customers), money, sms, later)
+    orders = Orders(redis_client, vending, BuiltinBilling(redis_client, customers), money, sms, later,
+                    customers=customers)
 
     def run_background() -> None:
         while later.jobs:
@@ -199,10 +206,10 @@ def test_a_meter_blocked_after_payment_fails_the_order_and_says_so(world):
     assert sms.told == [("ORDER001", "fulfilment_failed")]
 
 
-def test_references_are_short_stable_and_readable():
-    first = reference_for("africastalking", "ATUid_1")
-    assert first == reference_for("africastalking", "ATUid_1") != reference_for("africastalking", "ATUid_2")
-    assert len(first) == 8 and first.isalnum() and first.isupper()
+def test_references_are_short_readable_and_never_the_same_twice():
+    drawn = {new_reference() for _ in range(1000)}
+    assert len(drawn) == 1000
+    assert all(len(r) == 8 and r.isalnum() and r.isupper() and not {"0", "1"} & set(r) for r in drawn)
 
 
 def test_a_success_after_the_provider_seemed_down_is_still_fulfilled(world):
@@ -231,3 +238,129 @@ def test_a_payer_refused_outright_is_told_at_once(world):
     order = buy(orders)
     assert (order.state, order.reason) == ("declined", "payer_not_found")
     assert sms.told == [("ORDER001", "payment_failed")]
+
+
+# -- holes found by probing (issue 7) -------------------------------------------------------------
+STRANGER = "+237699000777"
+OTHER_METER = with_check_digit("0147654321")
+
+
+def test_resend_never_sends_the_token_of_a_meter_this_phone_did_not_pay_for(world):
+    """The probe: a phone orders 1,000 FCFA for a stranger's meter, its payer declines, then
+    it asks "resend my last token" and used to receive the stranger's paid token."""
+    orders, money, sms, later, run_background = world
+    orders.customers.upsert([Account("CM-9", OTHER_METER, "Awa Stranger", "+237699000888", "Centre", "prepaid",
+                                     0, None)])
+    orders.place(UNITS, "+237699000888", "fr", OTHER_METER, 2_000, "+237699000888", "VICTIM01")
+    orders.on_payment_result(money.result("VICTIM01", "successful"))
+    run_background()
+    victim_token = orders.get("VICTIM01").receipt["tokens"][-1]
+    orders.place(UNITS, STRANGER, "fr", OTHER_METER, 1_000, "+237670000009", "PROBE001")
+    orders.on_payment_result(money.result("PROBE001", "failed", "insufficient_funds"))
+    assert orders.resend_last_tokens(STRANGER, "fr").outcome == "none"
+    assert sms.resent == []
+    # Paying for it does give this phone the token of its own purchase, and only that one.
+    orders.place(UNITS, STRANGER, "fr", OTHER_METER, 1_000, STRANGER, "PROBE002")
+    orders.on_payment_result(money.result("PROBE002", "successful"))
+    run_background()
+    assert orders.resend_last_tokens(STRANGER, "fr").reference == "PROBE002"
+    (phone, tokens), = sms.resent
+    assert phone == STRANGER and victim_token not in tokens
+    assert tokens == orders.get("PROBE002").receipt["tokens"]
+
+
+def test_resend_gives_the_last_vend_of_a_meter_linked_to_the_phone(world):
+    orders, money, sms, later, run_background = world
+    orders.vending.vend(METER, 2_000, "AGENCY01")  # bought at an agency, not through us
+    assert orders.resend_last_tokens(PHONE, "fr").reference == "AGENCY01"
+
+
+def test_a_reused_reference_never_hands_over_another_callers_order(world):
+    """The probe: phone A completed a purchase in session X; phone B walked another purchase
+    in the same session X and was shown A's reference, with no order of its own."""
+    orders, money, sms, later, run_background = world
+    buy(orders, reference="SHARED01")
+    with pytest.raises(ReferenceTaken):
+        orders.place(UNITS, STRANGER, "fr", METER, 3_000, STRANGER, "SHARED01")
+    order = orders.get("SHARED01")
+    assert (order.phone, order.amount) == (PHONE, 5_000)
+    assert len(money.requests) == 1 and orders.recent(STRANGER) == []
+
+
+def test_an_order_whose_payment_request_crashes_still_ends(world):
+    """A provider adapter that raises something unexpected must not leave an order in
+    `created` forever; it ends failed as unreachable, so a late success is still fulfilled."""
+    orders, money, sms, later, run_background = world
+
+    def broken(payment):
+        raise TypeError("a bug in an adapter")
+
+    money.request = broken
+    order = buy(orders)
+    assert (order.state, order.reason) == ("failed", "provider_unavailable")
+    assert orders.get("ORDER001").final
+
+
+def test_a_malformed_payer_leaves_no_order_behind(world):
+    orders, money, sms, later, run_background = world
+    with pytest.raises(ValueError):
+        orders.place(UNITS, PHONE, "fr", METER, 5_000, "+2３７６９９０００００１", "ORDER001")
+    assert orders.get("ORDER001") is None and orders.recent(PHONE) == []
+
+
+def test_the_sweep_finishes_what_a_crash_left_half_done(world):
+    orders, money, sms, later, run_background = world
+    # A crash while asking for the money: the order stayed `created`.
+    money.request = lambda payment: (_ for _ in ()).throw(SystemExit)  # the process "dies" mid-request
+    with pytest.raises(SystemExit):
+        buy(orders, reference="CRASHED1")
+    assert orders.get("CRASHED1").state == "created"
+    money.request = FakeMoney.request.__get__(money)
+    # A paid order whose fulfilment job was lost with its worker.
+    buy(orders, reference="LOSTJOB1")
+    orders.on_payment_result(money.result("LOSTJOB1", "successful"))
+    later.jobs.clear()
+    assert orders.sweep() == {}  # nothing is stale yet
+    done = orders.sweep(now=time.time() + 60)
+    assert done == {"ended created": 1, "requeued paid": 1}
+    assert (orders.get("CRASHED1").state, orders.get("CRASHED1").reason) == ("failed", "provider_unavailable")
+    run_background()
+    assert orders.get("LOSTJOB1").state == "receipt_sent"
+    assert orders.sweep(now=time.time() + 120) == {}  # both final: out of the index
+
+
+def test_a_fulfilled_order_whose_receipt_was_lost_gets_it_once(world):
+    orders, money, sms, later, run_background = world
+    buy(orders)
+    orders.on_payment_result(money.result("ORDER001", "successful"))
+    sms.tell = lambda order, what: (_ for _ in ()).throw(ConnectionError("redis gone"))  # dies at the SMS
+    with pytest.raises(ConnectionError):
+        run_background()
+    assert orders.get("ORDER001").state == "fulfilled"
+    sms.tell = Sms.tell.__get__(sms)
+    orders.fulfil("ORDER001")
+    orders.fulfil("ORDER001")
+    assert orders.get("ORDER001").state == "receipt_sent"
+    assert sms.told == [("ORDER001", "receipt")] and len(credits(orders)) == 1
+
+
+def test_a_phone_that_asks_too_often_is_told_when_to_come_back(world):
+    orders, money, sms, later, run_background = world
+    orders.limits = OrderLimits(orders=(Limit(2, 60),), payer_prompts=(Limit(3, 600),), resends=(Limit(1, 60),))
+    buy(orders, reference="ORDER001")
+    buy(orders, reference="ORDER002")
+    with pytest.raises(LimitReached) as limited:
+        buy(orders, reference="ORDER003")
+    assert 0 < limited.value.retry_after <= 60 and limited.value.minutes == 1
+    assert orders.get("ORDER003") is None and len(money.requests) == 2
+    assert buy(orders, reference="ORDER002").reference == "ORDER002"  # a retry is not a new order
+    # Payment prompts to one payer's handset are limited whoever asks.
+    orders.place(UNITS, STRANGER, "fr", METER, 1_000, PHONE, "ORDER004")
+    with pytest.raises(LimitReached):
+        orders.place(UNITS, "+237699000555", "fr", METER, 1_000, PHONE, "ORDER005")
+    orders.on_payment_result(money.result("ORDER001", "successful"))
+    run_background()
+    assert orders.resend_last_tokens(PHONE, "fr").outcome == "sent"
+    with pytest.raises(LimitReached):
+        orders.resend_last_tokens(PHONE, "fr")
+    assert len(sms.resent) == 1

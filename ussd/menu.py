@@ -21,7 +21,8 @@ from state.sessions import Session
 from ussd.screens import SCREENS, TOP_LEVEL, account_item, current_page, list_pages, money
 from utility.customers import CustomerBase
 from utility.meters import meter_problem
-from utility.orders import BILL, UNITS, Orders, reference_for
+from state.limits import LimitReached
+from utility.orders import BILL, UNITS, Orders, ReferenceTaken, new_reference
 from utility.phones import mobile_number
 from utility.vending.base import (
     AmountTooHigh,
@@ -80,8 +81,9 @@ FORWARD: list[dict[str, Any]] = [
     {"trigger": "payer_self", "source": "payer", "dest": "confirm", "before": "payer_is_caller"},
     {"trigger": "payer_other", "source": "payer", "dest": "payer_input"},
     {"trigger": "payer_entered", "source": "payer_input", "dest": "confirm"},
-    {"trigger": "confirm_order", "source": "confirm", "dest": "payment_down", "prepare": "place_order",
-     "conditions": "order_failed"},
+    {"trigger": "confirm_order", "source": "confirm", "dest": "too_many_requests", "prepare": "place_order",
+     "conditions": "order_limited"},
+    {"trigger": "confirm_order", "source": "confirm", "dest": "payment_down", "conditions": "order_failed"},
     {"trigger": "confirm_order", "source": "confirm", "dest": "order_placed"},
     {"trigger": "cancel", "source": "confirm", "dest": "cancelled"},
     # -- my account -------------------------------------------------------------------------
@@ -92,7 +94,9 @@ FORWARD: list[dict[str, Any]] = [
      "conditions": "has_one_account"},
     {"trigger": "my_accounts", "source": "account_menu", "dest": "accounts", "prepare": "load_accounts"},
     {"trigger": "pick_account", "source": "accounts", "dest": "account"},
-    {"trigger": "resend_token", "source": "account_menu", "dest": "resend_done", "before": "resend_last_token"},
+    {"trigger": "resend_token", "source": "account_menu", "dest": "too_many_requests", "prepare": "resend_last_token",
+     "conditions": "resend_limited"},
+    {"trigger": "resend_token", "source": "account_menu", "dest": "resend_done"},
     {"trigger": "my_payments", "source": "account_menu", "dest": "payments", "before": "load_payments"},
     {"trigger": "choose_language", "source": "main", "dest": "language"},
 ]
@@ -165,6 +169,10 @@ class Visit:
         elif trigger != "give_up":
             session.history.append(event.transition.source)
             session.data.setdefault("pages", {}).pop(event.transition.dest, None)
+        if event.transition.dest == "confirm":
+            # Drawn when the confirm screen is shown and saved with it, so a confirm hop
+            # retried after a crash places the same order, never a second one.
+            session.data["order_ref"] = new_reference()
         # Options pass what they mean as keyword arguments (feature=..., account=...).
         session.data.update(event.kwargs)
 
@@ -336,23 +344,43 @@ class Visit:
     def place_order(self, event: EventData) -> None:
         session, data = self.session, self.session.data
         units = data["flow"] == UNITS
-        order = self.services.orders.place(
-            kind=data["flow"],
-            phone=session.phone,
-            lang=session.lang,
-            target=data["meter"] if units else data["account_no"],
-            amount=int(data["amount"]),
-            payer=data["payer"],
-            reference=reference_for(session.gateway, session.session_id),
-        )
-        data.update(order_ref=order.reference, order_state=order.state)
+        for _attempt in range(3):
+            try:
+                order = self.services.orders.place(
+                    kind=data["flow"],
+                    phone=session.phone,
+                    lang=session.lang,
+                    target=data["meter"] if units else data["account_no"],
+                    amount=int(data["amount"]),
+                    payer=data["payer"],
+                    reference=data.get("order_ref") or new_reference(),
+                )
+            except ReferenceTaken:
+                data["order_ref"] = new_reference()  # 40 random bits collided: draw again
+                continue
+            except LimitReached as limited:
+                data.update(order_state="limited", retry_minutes=limited.minutes)
+                return
+            data.update(order_ref=order.reference, order_state=order.state)
+            return
+        data["order_state"] = "failed"
+
+    def order_limited(self, event: EventData) -> bool:
+        return self.session.data.get("order_state") == "limited"
 
     def order_failed(self, event: EventData) -> bool:
         return self.session.data.get("order_state") == "failed"
 
     # -- my account -------------------------------------------------------------------------
     def resend_last_token(self, event: EventData) -> None:
-        self.session.data["resent"] = self.services.orders.resend_last_tokens(self.session.phone, self.session.lang)
+        data = self.session.data
+        try:
+            data["resent"] = self.services.orders.resend_last_tokens(self.session.phone, self.session.lang).outcome
+        except LimitReached as limited:
+            data.update(resent="limited", retry_minutes=limited.minutes)
+
+    def resend_limited(self, event: EventData) -> bool:
+        return self.session.data.get("resent") == "limited"
 
     def load_payments(self, event: EventData) -> None:
         self.session.data["orders"] = [

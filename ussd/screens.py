@@ -105,6 +105,7 @@ SCREENS: dict[str, ScreenSpec] = {
     "account": ScreenSpec("info"),
     "no_account": ScreenSpec("end", resumable=False),
     "resend_done": ScreenSpec("end", resumable=False),
+    "too_many_requests": ScreenSpec("end", resumable=False),
     "payments": ScreenSpec("info"),
     # -- language, resume, goodbye ----------------------------------------------------------
     "language": ScreenSpec(
@@ -303,8 +304,14 @@ def _payments(session: Session, ctx: Context) -> str:
 
 
 def _resend_done(session: Session, ctx: Context) -> str:
-    key = "account_menu.resent" if session.data.get("resent") else "account_menu.nothing_to_resend"
+    key = "account_menu.resent" if session.data.get("resent") == "sent" else "account_menu.nothing_to_resend"
     return text(session.lang, key)
+
+
+def _too_many_requests(session: Session, ctx: Context) -> str:
+    """A per-phone limit was reached (state.limits): when to try again, nothing done."""
+    key = "limits.resend" if session.data.get("resent") == "limited" else "limits.order"
+    return text(session.lang, key, minutes=session.data.get("retry_minutes", 1))
 
 
 def _fixed(key: str) -> Callable[[Session, Context], str]:
@@ -328,6 +335,7 @@ BODIES: dict[str, Callable[[Session, Context], str]] = {
     "cancelled": _fixed("confirm.cancelled"),
     "payments": _payments,
     "resend_done": _resend_done,
+    "too_many_requests": _too_many_requests,
 }
 
 

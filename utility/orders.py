@@ -11,17 +11,21 @@ and journaled on every move:
 
 Why it cannot lose or double a payment:
 - an order is created once per reference (SET NX), and that reference is the
-  idempotency key everywhere downstream (payment request, vend, bill posting, SMS);
+  idempotency key everywhere downstream (payment request, vend, bill posting, SMS); it
+  is drawn at random for each order, and a reference already holding another caller's
+  order is never handed to a new one;
 - each order is changed under its own lock, and a result that does not fit the order's
   state (a duplicate callback, a callback for a final order) changes nothing;
-- state is saved before anything is sent; the SMS outbox is idempotent by reference.
+- state is saved before anything is sent; the SMS outbox is idempotent by reference;
+- every order not final is indexed, and a sweep finishes what a crash or a lost job left
+  half done (an order is never left without a final state).
 """
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +35,8 @@ from typing import Any, Protocol
 import redis
 from transitions import EventData, Machine, MachineError
 
-from state import journal, keys, locks
+from state import journal, keys, limits, locks
+from state.limits import Limit
 from utility.billing import BillingBackend, BillingError
 from utility.customers import CustomerBase, mask_tail
 from utility.payments.base import PaymentError, PaymentProvider, PaymentRequest, PaymentResult, ProviderUnavailable
@@ -42,10 +47,15 @@ log = logging.getLogger(__name__)
 UNITS, BILL = "units", "bill"
 UNREACHABLE = "provider_unavailable"  # the reason of an order whose payment request got no answer
 FINAL = frozenset({"receipt_sent", "declined", "failed"})
+# States whose next step belongs to us (a job, a retry): the order sweep watches them.
+# An expired order may still be paid late, but that news comes from the payment side.
+OPEN = frozenset({"created", "payment_pending", "paid", "paid_awaiting_fulfilment", "fulfilled"})
+DELIVERED = frozenset({"fulfilled", "receipt_sent"})
 RECENT_KEPT = 10
 # Backoff of fulfilment retries while a backend is down: quick at first, then hourly,
 # for as long as it takes (the Eneo outage lasted days).
 RETRY_DELAYS = (15, 30, 60, 120, 300, 600, 1800, 3600)
+SWEEP_AFTER = 30.0  # seconds an open order may stand still before the sweep looks at it
 
 STATES = [
     "created",
@@ -104,11 +114,32 @@ class Order:
         return cls(**json.loads(raw))
 
 
-def reference_for(*parts: str) -> str:
-    """A short order reference a customer can read out (8 characters, no 0/O/1/I mix-ups),
-    the same for the same parts (a USSD session places at most one order)."""
-    digest = hashlib.sha256("|".join(parts).encode()).digest()
-    return base64.b32encode(digest)[:8].decode()
+def new_reference() -> str:
+    """A fresh order reference a customer can read out: 8 characters of base32 (no 0/1
+    to mix up with O/I), 40 random bits. Random, not derived from the session: gateways
+    reuse session ids, and a reference must belong to one caller's order only."""
+    return base64.b32encode(secrets.token_bytes(5)).decode()
+
+
+class ReferenceTaken(Exception):
+    """An order with this reference exists and is not the caller's: draw another one."""
+
+
+@dataclass(frozen=True)
+class OrderLimits:
+    """How often one phone may ask for things that text or prompt someone (state.limits)."""
+
+    orders: tuple[Limit, ...] = ()  # orders placed by one caller
+    payer_prompts: tuple[Limit, ...] = ()  # payment prompts sent to one payer's handset
+    resends: tuple[Limit, ...] = ()  # "resend my last token" by one caller
+
+
+@dataclass(frozen=True)
+class Resent:
+    """What "resend my last token" did: ``sent`` or ``none`` (nothing this phone may get)."""
+
+    outcome: str
+    reference: str = ""
 
 
 class CustomerMessages(Protocol):
@@ -168,9 +199,11 @@ class Orders:
         messages: CustomerMessages,
         later: Later,
         customers: CustomerBase | None = None,
+        limits: OrderLimits = OrderLimits(),
     ) -> None:
         self.redis = client
         self.customers = customers
+        self.limits = limits
         self.vending = vending
         self.billing = billing
         self.payments = payments
@@ -188,31 +221,59 @@ class Orders:
             return []
         return [Order.from_json(raw) for raw in self.redis.mget([keys.order(r) for r in references]) if raw]
 
-    def resend_last_tokens(self, phone: str, lang: str) -> bool:
-        """SMS the caller the tokens of the last vend on their meters (linked to the
-        number, or bought for from it). False when there is none to send."""
-        meters = {o.target for o in self.recent(phone, count=RECENT_KEPT) if o.kind == UNITS}
+    def resend_last_tokens(self, phone: str, lang: str) -> Resent:
+        """SMS the caller their latest token again: of a purchase this phone made and that
+        was delivered, or the last vend of a meter linked to this number in the customer
+        base. Never a token of any other meter: typing a stranger's meter into an order
+        (even one that was then declined) gives no right to its tokens.
+
+        Raises LimitReached when the phone asked too often (each resend is an SMS)."""
+        vends = [
+            Vend.from_json(json.dumps(o.receipt))
+            for o in self.recent(phone, count=RECENT_KEPT)
+            if o.kind == UNITS and o.state in DELIVERED and o.phone == phone and o.receipt
+        ]
         if self.customers is not None:
-            meters |= {a.meter_number for a in self.customers.accounts_for_phone(phone) if a.prepaid}
-        vends = [vend for meter in sorted(meters) for vend in self.vending.reprint(meter)[:1]]
+            for account in self.customers.accounts_for_phone(phone):
+                if account.prepaid:
+                    vends += self.vending.reprint(account.meter_number)[:1]
         if not vends:
-            return False
+            return Resent("none")
         latest = max(vends, key=lambda vend: vend.issued_at)
+        limits.take(self.redis, phone, "resend", self.limits.resends)
         self.messages.resend(phone, lang, [latest])
         journal.append(self.redis, "order.tokens_resent", phone=phone, reference=latest.reference)
-        return True
+        return Resent("sent", latest.reference)
 
     # -- the customer confirms ----------------------------------------------------------------
     def place(self, kind: str, phone: str, lang: str, target: str, amount: int, payer: str, reference: str) -> Order:
-        """Create the order and ask the payer's provider for the money. Idempotent by
-        ``reference``: placing it again returns the order as it stands."""
+        """Create the order and ask the payer's provider for the money.
+
+        Idempotent by ``reference`` for its caller: placing the same order again (a hop
+        retried after a crash) returns it as it stands. A reference that holds another
+        caller's order raises ReferenceTaken and changes nothing. Raises LimitReached
+        when the caller placed too many orders, or the payer was prompted too often."""
+        # Checked before anything is written: a malformed payer or amount is a bug
+        # upstream, and must not leave an order behind that nothing will ever settle.
+        request = PaymentRequest(reference, payer, amount, note=f"{kind} {reference}")
         order = Order(reference, kind, phone, lang, target, amount, payer, self.payments.name)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(keys.order(reference), order.to_json(), nx=True)
-        pipe.get(keys.order(reference))
-        created, raw = pipe.execute()
-        if not created:
-            return Order.from_json(raw)
+        existing = self.get(reference)
+        if existing is None:
+            limits.take(self.redis, phone, "order", self.limits.orders)
+            limits.take(self.redis, payer, "payer_prompt", self.limits.payer_prompts)
+            pipe = self.redis.pipeline(transaction=False)
+            # Indexed first: an order the sweep cannot see could be stranded by a crash.
+            pipe.zadd(keys.open_orders(), {reference: order.created_at}, nx=True)
+            pipe.set(keys.order(reference), order.to_json(), nx=True)
+            pipe.get(keys.order(reference))
+            _indexed, created, raw = pipe.execute()
+            if not created:
+                existing = Order.from_json(raw)
+        if existing is not None:
+            if not _same_order(existing, order):
+                log.warning("order reference %s is another caller's order: not reused", reference)
+                raise ReferenceTaken(reference)
+            return existing
         pipe = self.redis.pipeline(transaction=False)
         pipe.lpush(keys.phone_orders(phone), reference)
         pipe.ltrim(keys.phone_orders(phone), 0, RECENT_KEPT - 1)
@@ -220,7 +281,7 @@ class Orders:
         pipe.execute()
         with self._locked(reference) as order:
             try:
-                result = self.payments.request(PaymentRequest(reference, payer, amount, note=f"{kind} {reference}"))
+                result = self.payments.request(request)
             except ProviderUnavailable:
                 # An honest "try later" now, rather than an order pending forever. The
                 # request may still have reached the provider: a success that follows is
@@ -230,6 +291,12 @@ class Orders:
             except PaymentError as exc:
                 self._move(order, "payment_unavailable", why="payment_refused")
                 log.warning("order %s: payment refused by %s: %s", reference, self.payments.name, exc)
+                return order
+            except Exception:
+                # A bug in a provider adapter: the order still ends, and as "unreachable",
+                # because the request may have gone out (a late success is fulfilled).
+                log.exception("order %s: payment request to %s failed", reference, self.payments.name)
+                self._move(order, "payment_unavailable", why=UNREACHABLE)
                 return order
             order.provider_ref = result.provider_ref
             self._move(order, "payment_requested")
@@ -275,37 +342,43 @@ class Orders:
         """Vend the units or post the bill; when the backend is down, tell the customer
         the payment is safe and try again later. Safe to run any number of times."""
         with self._locked(reference) as order:
-            if order.state not in ("paid", "paid_awaiting_fulfilment"):
+            if order.state == "fulfilled":
+                what = "receipt"  # delivered, but the receipt was never marked sent: tell again
+            elif order.state not in ("paid", "paid_awaiting_fulfilment"):
                 return order
-            order.attempts += 1
-            try:
-                order.receipt = self._deliver(order)
-            except (VendingError, BillingError) as exc:
-                if not getattr(exc, "retryable", False):
-                    self._move(order, "fulfilment_failed", why=getattr(exc, "code", "error"))
-                    what = "fulfilment_failed"
-                else:
-                    first_wait = not order.waiting_told
-                    order.waiting_told = True  # saved with this attempt, before the SMS is queued
-                    if order.state == "paid":
-                        self._move(order, "backend_unavailable", why="backend_unavailable")
-                    else:
-                        self._save(order, [])
-                    delay = RETRY_DELAYS[min(order.attempts, len(RETRY_DELAYS)) - 1]
-                    self.later(reference, delay)
-                    log.info("order %s waits for its backend; retry in %ss", reference, delay)
-                    if not first_wait:
-                        return order
-                    what = "payment_received"
             else:
-                self._move(order, "fulfilled")
-                what = "receipt"
+                what = self._attempt(order)
+            if what is None:
+                return order
         self.messages.tell(order, what)
         if what == "receipt":
             with self._locked(reference) as order:
                 if order.state == "fulfilled":
                     self._move(order, "receipt_sent")
         return order
+
+    def _attempt(self, order: Order) -> str | None:
+        """One delivery attempt under the order's lock; what to tell the customer (None:
+        nothing new)."""
+        order.attempts += 1
+        try:
+            order.receipt = self._deliver(order)
+        except (VendingError, BillingError) as exc:
+            if not getattr(exc, "retryable", False):
+                self._move(order, "fulfilment_failed", why=getattr(exc, "code", "error"))
+                return "fulfilment_failed"
+            first_wait = not order.waiting_told
+            order.waiting_told = True  # saved with this attempt, before the SMS is queued
+            if order.state == "paid":
+                self._move(order, "backend_unavailable", why="backend_unavailable")
+            else:
+                self._save(order, [])
+            delay = RETRY_DELAYS[min(order.attempts, len(RETRY_DELAYS)) - 1]
+            self.later(order.reference, delay)
+            log.info("order %s waits for its backend; retry in %ss", order.reference, delay)
+            return "payment_received" if first_wait else None
+        self._move(order, "fulfilled")
+        return "receipt"
 
     def _deliver(self, order: Order) -> dict[str, Any]:
         if order.kind == UNITS:
@@ -334,6 +407,50 @@ class Orders:
         order.state = model.state
         self._save(order, model.moves)
 
+    def sweep(self, now: float | None = None, batch: int = 500) -> dict[str, int]:
+        """Finish what a crash or a lost job left half done; safe to run at any time.
+
+        Orders not final are indexed by their last change (keys.open_orders). One that
+        has not moved for a while is looked at: ``created`` (the process died while
+        asking for the money) ends as failed, "unreachable", so a payment that did reach
+        the provider is still fulfilled when the poller learns of it; ``paid`` or
+        ``fulfilled`` (the fulfilment job or the receipt was lost) is fulfilled again,
+        which is idempotent; ``paid_awaiting_fulfilment`` past its longest backoff gets
+        a new try. Pending payments are the payment poller's; final ones leave the index.
+        Returns counts by what was done, for the log."""
+        now = time.time() if now is None else now
+        done: dict[str, int] = {}
+        stale = self.redis.zrangebyscore(keys.open_orders(), "-inf", now - SWEEP_AFTER, start=0, num=batch)
+        for reference in stale:
+            action = self._sweep_one(reference, now)
+            done[action] = done.get(action, 0) + 1
+        if stale:
+            log.info("order sweep: %s", ", ".join(f"{n} {what}" for what, n in sorted(done.items())))
+        return done
+
+    def _sweep_one(self, reference: str, now: float) -> str:
+        order = self.get(reference)
+        if order is None or order.state not in OPEN:
+            self.redis.zrem(keys.open_orders(), reference)
+            return "dropped"
+        age = now - order.updated_at
+        if order.state == "created":
+            with self._locked(reference) as order:
+                if order.state != "created":
+                    return "moved meanwhile"
+                self._move(order, "payment_unavailable", why=UNREACHABLE)
+            return "ended created"
+        if order.state in ("paid", "fulfilled") or (
+            order.state == "paid_awaiting_fulfilment" and age > RETRY_DELAYS[-1] + SWEEP_AFTER
+        ):
+            # Looked at again only after another SWEEP_AFTER: a queue that is merely slow
+            # is not flooded with duplicate jobs.
+            self.redis.zadd(keys.open_orders(), {reference: now}, xx=True)
+            self.later(reference, 0)
+            return f"requeued {order.state}"
+        self.redis.zadd(keys.open_orders(), {reference: now}, xx=True)
+        return f"left {order.state}"
+
     def retry_waiting(self) -> int:
         """Fulfil now every order waiting for its backend (an operator says it is back)."""
         references = sorted(self.redis.smembers(keys.waiting_orders()))
@@ -345,6 +462,10 @@ class Orders:
         order.updated_at = time.time()
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(keys.order(order.reference), order.to_json())
+        if order.state in OPEN:
+            pipe.zadd(keys.open_orders(), {order.reference: order.updated_at})
+        else:
+            pipe.zrem(keys.open_orders(), order.reference)
         if order.state == "paid_awaiting_fulfilment":
             pipe.sadd(keys.waiting_orders(), order.reference)
         else:
@@ -355,3 +476,9 @@ class Orders:
         pipe.execute()
         for trigger, source, dest, why in moves:
             log.info("order %s %s -> %s %s (%s)", order.reference, source, dest, why, mask_tail(order.phone))
+
+
+def _same_order(existing: Order, asked: Order) -> bool:
+    """Whether ``existing`` is the order ``asked`` describes (a retry of the same confirm)."""
+    return (existing.phone, existing.kind, existing.target, existing.amount, existing.payer) == (
+        asked.phone, asked.kind, asked.target, asked.amount, asked.payer)

@@ -17,7 +17,8 @@ from state.store import get_redis
 from utility import payments, vending
 from utility.billing import BillingBackend, BuiltinBilling
 from utility.customers import RedisCustomerBase
-from utility.orders import Orders
+from state import limits
+from utility.orders import OrderLimits, Orders
 from utility.payments.base import PaymentProvider, PaymentResult
 from utility.vending.base import VendingBackend
 
@@ -57,8 +58,19 @@ def _build(app: Flask) -> Services:
         else:
             queue.enqueue(fulfil_job, reference)
 
-    orders = Orders(client, vending_backend, billing, provider, SmsMessages(app), later, customers=customers)
+    order_limits = OrderLimits(
+        orders=limits.parse(app.config.get("ORDER_LIMITS")),
+        payer_prompts=limits.parse(app.config.get("PAYER_PROMPT_LIMITS")),
+        resends=limits.parse(app.config.get("RESEND_LIMITS")),
+    )
+    orders = Orders(client, vending_backend, billing, provider, SmsMessages(app), later, customers=customers,
+                    limits=order_limits)
     return Services(customers, vending_backend, billing, provider, orders)
+
+
+def sweep_orders(app: Flask) -> dict[str, int]:
+    """Periodic task: finish orders a crash or a lost job left half done (Orders.sweep)."""
+    return services(app).orders.sweep()
 
 
 def fulfil_job(reference: str) -> str:

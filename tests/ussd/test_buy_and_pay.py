@@ -144,3 +144,35 @@ def test_resend_my_last_token(app, dial):
     services(app).vending.vend(meter, 2_000, "EARLIER-1")
     phone = dial(ONE_METER).send("5").send("2")
     assert phone.ended and phone.screen == "Votre dernier jeton vous est renvoyé par SMS."
+
+
+def test_a_session_id_reused_by_another_phone_never_shows_the_first_callers_order(app, client, customers):
+    """The probe: phone A bought in session X; phone B walked another purchase in session X
+    and was shown A's reference, and no order was created for B."""
+    from tests.ussd.conftest import Phone
+
+    first = Phone(client, ONE_METER, session_id="ATUid_reused").dial()
+    first.send("1").send("1").send("1").send("5000").send("1").send("1").send("1")
+    second = Phone(client, SEVERAL, session_id="ATUid_reused").dial()
+    second.send("1").send("1").send("1").send("2000").send("1").send("1").send("1")
+    mine, theirs = order_of(app, ONE_METER), order_of(app, SEVERAL)
+    assert mine.reference != theirs.reference
+    assert (theirs.phone, theirs.amount) == (SEVERAL, 2_000)
+    assert theirs.reference in second.screen and mine.reference not in second.screen
+
+
+def test_asking_for_a_resend_again_within_a_minute_is_told_when_to_come_back(app, dial):
+    meter = services(app).customers.accounts_for_phone(ONE_METER)[0].meter_number
+    services(app).vending.vend(meter, 2_000, "EARLIER-1")
+    assert dial(ONE_METER).send("5").send("2").screen == "Votre dernier jeton vous est renvoyé par SMS."
+    phone = dial(ONE_METER).send("5").send("2")
+    assert phone.ended and phone.screen == "Vous avez déjà demandé un renvoi. Réessayez dans 1 min."
+
+
+def test_too_many_orders_from_one_phone_get_a_polite_end_and_no_prompt(app, dial):
+    for _ in range(3):
+        dial(ONE_METER).send("1").send("1").send("1").send("1000").send("1").send("1").send("1")
+    phone = dial(ONE_METER).send("1").send("1").send("1").send("1000").send("1").send("1").send("1")
+    assert phone.ended and phone.screen.startswith("Trop de demandes de paiement")
+    assert "Rien n'a été débité." in phone.screen
+    assert len(services(app).orders.recent(ONE_METER, count=10)) == 3

@@ -39,7 +39,7 @@ WORST_DATA = {
     "quote": WORST_QUOTE, "offline": False, "flow": "units", "payer": "+999999999999999",
     "account_no": "ABCDEFGHIJKLMNOPQRS9", "balance": BIG, "due": "2026-12-31",
     "order_ref": "ABCDEFGH", "orders": [{"reference": "ABCDEFGH", "amount": ORDER_MAX, "state": "paid_awaiting_fulfilment"}] * 3,
-    "resent": True, "feature": FEATURES[0],
+    "resent": "sent", "retry_minutes": 1440, "feature": FEATURES[0],
     "hint_values": {"minimum": "10 000 000", "maximum": "10 000 000"},
 }
 VARIANTS = [
@@ -51,7 +51,8 @@ VARIANTS = [
     {"flow": "bill"},
     {"due": ""},
     {"balance": 0},
-    {"resent": False},
+    {"resent": "none"},
+    {"resent": "limited"},
     {"orders": []},
     *({"feature": feature} for feature in FEATURES),
 ]
