@@ -1,4 +1,9 @@
-"""The USSD webhooks: `POST /ussd/<gateway>` for hops, and session-end notifications."""
+"""The USSD webhooks: `POST /ussd/<gateway>` for hops, and session-end notifications.
+
+Every request is first checked against the gateway's access rules (utility.access): with
+a callback token or source networks configured, anything else gets 403 and changes
+nothing.
+"""
 from __future__ import annotations
 
 import logging
@@ -12,7 +17,9 @@ from state.store import get_redis
 from ussd.engine import Engine, Settings
 from ussd.catalogue import text
 from ussd.gateways import GATEWAYS, BadCallback
+from ussd.gateways.base import MAX_BODY_BYTES
 from ussd.screens import Screen
+from utility.access import GatewayAccess, open_gateways
 from utility.customers import mask_tail
 from utility.services import services
 
@@ -22,6 +29,7 @@ bp = Blueprint("ussd", __name__, url_prefix="/ussd")
 
 
 EXTENSION = "guichet.ussd"
+ACCESS = "guichet.ussd.access"
 
 
 def engine() -> Engine:
@@ -52,6 +60,25 @@ def bad_request(reason: str) -> Response:
     return Response(reason + "\n", status=400, mimetype="text/plain")
 
 
+EVENT_FIELD_CHARS = 200  # a session-end field worth keeping is short; the rest is cut
+
+
+@bp.before_request
+def check_access() -> Response | None:
+    """403 for a callback that is not from the gateway, before anything reads or writes."""
+    gateway = (request.view_args or {}).get("gateway") or "africastalking"  # the events URL is AT's
+    if gateway not in GATEWAYS:
+        return None  # a 404 follows
+    access: dict[str, GatewayAccess] = current_app.extensions.setdefault(ACCESS, {})
+    if gateway not in access:
+        access[gateway] = GatewayAccess.from_config(current_app.config, gateway)
+    refusal = access[gateway].refusal(request)
+    if refusal is None:
+        return None
+    log.warning("refused a %s callback from %s: %s", gateway, request.remote_addr, refusal)
+    return Response(f"forbidden: {refusal}\n", status=403, mimetype="text/plain")
+
+
 @bp.post("/<gateway>")
 def hop(gateway: str) -> Response:
     adapter = GATEWAYS.get(gateway)
@@ -77,25 +104,48 @@ def africastalking_session_end() -> Response:
     A session that ended Incomplete or Failed keeps its resume point (written on every
     mid-flow hop), so the customer's next dial offers to continue.
     """
+    # Capped like the hops: a notification is a few hundred bytes, and what it carries
+    # goes into the journal, so an unbounded one would fill Redis.
+    if (request.content_length or 0) > MAX_BODY_BYTES or len(request.get_data(cache=True)) > MAX_BODY_BYTES:
+        return bad_request(f"body over {MAX_BODY_BYTES} bytes")
     form = request.form
-    if not form.get("sessionId"):
+
+    def field(name: str) -> str:
+        return form.get(name, "")[:EVENT_FIELD_CHARS]
+
+    if not field("sessionId").strip():
         return bad_request("missing field: sessionId")
     try:
         journal.append(
             get_redis(),
             "ussd.session_end",
-            session=form.get("sessionId"),
-            phone=form.get("phoneNumber", ""),
-            status=form.get("status", ""),
-            hops=form.get("hopsCount", ""),
-            duration_ms=form.get("durationInMillis", ""),
-            error=form.get("errorMessage", ""),
+            session=field("sessionId"),
+            phone=field("phoneNumber"),
+            status=field("status"),
+            hops=field("hopsCount"),
+            duration_ms=field("durationInMillis"),
+            error=field("errorMessage"),
         )
     except redis.RedisError:  # a notification is informative: never fail the gateway for it
         log.exception("could not journal a session end")
-    log.info("session end %s %s", mask_tail(form.get("phoneNumber", "")), form.get("status", ""))
+    log.info("session end %s %s", mask_tail(field("phoneNumber")), field("status")[:20])
     return Response("", status=200, mimetype="text/plain")
 
 
+def open_warning(app: Flask) -> str | None:
+    """The loud line for a server whose USSD callbacks anyone may send (None: none are open)."""
+    names = open_gateways(app.config, sorted(GATEWAYS))
+    if not names:
+        return None
+    return (
+        f"USSD callbacks of {', '.join(names)} are OPEN to anyone who can reach this server: "
+        "fine for trying Guichet locally; in production set GUICHET_CALLBACK_TOKEN (and "
+        "put ?token=<it> in the gateway's callback URL) and/or GUICHET_GATEWAY_IPS"
+    )
+
+
 def init_app(app: Flask) -> None:
+    # Bad access settings fail at start-up, not on the first callback.
+    for name in GATEWAYS:
+        GatewayAccess.from_config(app.config, name)
     app.register_blueprint(bp)
