@@ -126,12 +126,18 @@ def _builtin_backends() -> set[str]:
 
 
 def _credential_problem() -> str | None:
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
+    # Exactly "Bearer <key>": one space, no other whitespace, the scheme as RFC 6750
+    # writes it. A lax parse ("bearer", "Bearer  k", "Bearer k ") lets a key travel in
+    # forms that proxies and log scrubbers do not recognise as a credential.
+    header = request.headers.get("Authorization", "")
+    scheme, space, presented = header.partition(" ")
+    if scheme != "Bearer" or not space or not presented or not presented.isprintable() or any(
+        c.isspace() for c in presented
+    ):
         return "missing admin key: send Authorization: Bearer <ADMIN_KEY>"
     # Bytes: compare_digest refuses non-ASCII str, and a header may hold anything.
     expected = current_app.config["ADMIN_KEY"].encode()
-    if not hmac.compare_digest(presented.strip().encode(), expected):
+    if not hmac.compare_digest(presented.encode("utf-8", "replace"), expected):
         return "wrong admin key"
     return None
 

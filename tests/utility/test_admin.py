@@ -161,3 +161,28 @@ def test_switching_the_builtin_backends_down_and_up(client, app):
     assert client.post("/admin/backends/vending", json={"state": "down"}).status_code == 401
     app.config["VENDING_BACKEND"] = "xmlvend"  # the utility's own server is not ours to switch
     assert client.post("/admin/backends/vending", json={"state": "down"}, headers=auth).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"Bearer  {ADMIN_KEY}",  # two spaces
+        f"Bearer {ADMIN_KEY} ",  # a trailing space
+        f"bearer {ADMIN_KEY}",  # the scheme in lower case
+        f"BEARER {ADMIN_KEY}",
+        f"Bearer\t{ADMIN_KEY}",
+        f" Bearer {ADMIN_KEY}",
+        f"Bearer {ADMIN_KEY}\u00a0",
+        f"Bearer {ADMIN_KEY[:4]} {ADMIN_KEY[4:]}",
+    ],
+)
+def test_the_bearer_header_is_parsed_strictly(client: FlaskClient, header: str) -> None:
+    """The probe found keys accepted with stray whitespace and any case of the scheme."""
+    response = client.post("/admin/backends/vending", json={"state": "down"}, headers={"Authorization": header})
+    assert response.status_code == 401
+
+
+def test_the_exact_bearer_header_is_accepted(client: FlaskClient) -> None:
+    response = client.post("/admin/backends/vending", json={"state": "down"},
+                           headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert response.status_code == 200
