@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
 import click
@@ -82,6 +83,44 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# Control characters in what callers send (a newline in a form field, an escape sequence)
+# must not reach the log raw: one would start a forged line, the other rewrite a terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(text: str) -> str:
+    return _CONTROL.sub(lambda m: _ESCAPES.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+
+
+class OneLineFormatter(logging.Formatter):
+    """Every record is one line that starts with its own header: the message is escaped,
+    and the lines of a traceback (which may quote outside data too) are indented, so no
+    value from outside can start a line that reads as a record of its own."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = _escaped(record.message)
+        return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        head, *rest = super().format(record).split("\n")
+        return "\n".join([head, *("    " + _escaped(line) for line in rest)])
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging() -> None:
+    """INFO and up to stderr, one line per record (OneLineFormatter); once per process."""
+    root = logging.getLogger()
+    if root.handlers:  # ours already, or a host's (pytest, an embedding app): theirs to format
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter(LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_mapping(DEFAULTS)
@@ -97,7 +136,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if app.config["ADMIN_KEY"] is not None:
         app.config["ADMIN_KEY"] = str(app.config["ADMIN_KEY"])
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
 
     from state import store
 

@@ -53,6 +53,7 @@ from sms.providers import client_from_config, provider_name
 from state import journal, keys, worker
 from state.store import get_redis, get_store
 from utility.customers import mask_tail
+from utility.phones import is_e164
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def send(app: Flask | None, to: str, body: str, reference: str, kind: str) -> st
     Idempotent by ``reference`` (the caller's key, e.g. "order:ABC:token"): the same
     reference always returns the first message's id and never queues a second message.
     """
-    if not to.startswith("+") or not to[1:].isdigit() or not 8 <= len(to) <= 16:
+    if not is_e164(to):
         raise ValueError(f"not an E.164 phone number: {mask_tail(to)}")
     if not body:
         raise ValueError("empty SMS body")

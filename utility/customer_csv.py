@@ -36,13 +36,13 @@ from dataclasses import dataclass
 
 from utility.customers import Account
 from utility.meters import meter_problem
+from utility.phones import is_e164
 
 COLUMNS = ("account_number", "meter_number", "name", "phone", "region", "tariff", "balance_due", "due_date")
 MAX_REPORTED_ERRORS = 100  # an operator fixes the first ones and tries again
 
 _ACCOUNT_NUMBER = re.compile(r"[A-Za-z0-9/-]{1,20}")
 _TARIFF = re.compile(r"[a-z0-9_-]{1,20}")
-_PHONE = re.compile(r"\+[1-9][0-9]{7,14}")
 _BALANCE = re.compile(r"[0-9]{1,9}")  # nine digits: at most 999,999,999
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -207,7 +207,7 @@ def _account(values: list[str]) -> tuple[Account | None, list[str]]:
         problems.append("name is empty")
     elif len(name) > 60:
         problems.append("name is longer than 60 characters")
-    if not _PHONE.fullmatch(phone):
+    if not is_e164(phone):
         problems.append(f"phone {_shown(phone)} must be in international form, like +237699000001")
     if not region:
         problems.append("region is empty")

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import re
 
-E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+# [0-9], not \d: \d also matches Arabic-Indic, fullwidth and other digits, which pass a
+# check and then break every system downstream (a payment request, an SMS provider).
+E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+
+
+def is_e164(number: str) -> bool:
+    """The one E.164 check: ``+``, a country code, 8 to 15 ASCII digits in all."""
+    return E164.fullmatch(number) is not None
+
 # Country calling codes of the countries Guichet serves first, and their national lengths.
 NATIONAL_DIGITS = {"237": 9, "241": 8, "225": 10, "221": 9, "229": 10, "235": 8, "242": 9, "243": 9}
 
@@ -27,7 +35,7 @@ def mobile_number(typed: str, caller: str) -> str | None:
     if digits.startswith("00"):
         digits = "+" + digits[2:]
     if digits.startswith("+"):
-        return digits if E164.match(digits) else None
+        return digits if is_e164(digits) else None
     if not digits.isdigit() or not digits.isascii():
         return None
     code = country_code(caller)

@@ -8,11 +8,13 @@ from typing import Protocol
 from flask import Request, Response, current_app
 
 from ussd.screens import Screen
+from utility.phones import is_e164
 
 MAX_BODY_BYTES = 4096
 MAX_TEXT_CHARS = 1000
-E164 = re.compile(r"^\+[1-9]\d{7,14}$")
-SERVICE_CODE = re.compile(r"^\*\d{1,6}(\*[0-9A-Za-z]+)*#$")
+# ASCII only ([0-9], fullmatch): \d takes fullwidth and other scripts' digits, and $
+# lets a trailing newline through.
+SERVICE_CODE = re.compile(r"\*[0-9]{1,6}(\*[0-9A-Za-z]+)*#", re.ASCII)
 
 
 class BadCallback(Exception):
@@ -61,9 +63,9 @@ def required(fields: dict[str, str], name: str) -> str:
 def phone_number(raw: str, field: str) -> str:
     """An E.164 number; gateways that drop the + (233244...) get it back."""
     number = raw.strip().replace(" ", "")
-    if number.isdigit():
+    if number.isascii() and number.isdigit():
         number = "+" + number
-    if not E164.match(number):
+    if not is_e164(number):
         raise BadCallback(f"{field} is not an E.164 number")
     return number
 
@@ -76,7 +78,7 @@ def split_dial_string(code: str, field: str) -> tuple[str, tuple[str, ...]]:
     first segment.
     """
     code = code.strip()
-    if not SERVICE_CODE.match(code):
+    if not SERVICE_CODE.fullmatch(code):
         raise BadCallback(f"{field} is not a USSD code like *384#")
     body = code[:-1]
     for known in sorted(current_app.config.get("SERVICE_CODES") or (), key=len, reverse=True):
