@@ -267,24 +267,39 @@ def get_client(app: Flask | None = None) -> SmsClient:
 _RESERVE_SLOT = """
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
+local max_ahead = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
+if tat - now > max_ahead then return tostring(-(tat - now - max_ahead)) end
 redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil((tat + interval - now) * 1000) + 1000)
 return tostring(tat - now)
 """
 
+# Tokens and receipts: what a customer who just paid is waiting for. They book the
+# provider's next free slot however far ahead it is; everything else (a resend, and
+# later notices and campaign news) books only slots within NORMAL_MAX_AHEAD, so a flood
+# of those never stands between a customer and the token just paid for.
+PRIORITY_KINDS = frozenset({"receipt", "payment_received", "payment_failed", "fulfilment_failed"})
+NORMAL_MAX_AHEAD = 1.0  # seconds of booked sends a non-priority message may queue behind
 
-def reserve_slot(client: redis.Redis, provider: str, rate_per_second: float, now: float) -> float:
+
+def reserve_slot(
+    client: redis.Redis, provider: str, rate_per_second: float, now: float, max_ahead: float = float("inf")
+) -> float:
     """Reserve the provider's next send slot; seconds to wait for it (0: go now).
 
     One slot every 1/rate seconds across every worker (a GCRA on keys.sms_rate). A
     message that must wait keeps its slot, so a backlog drains at exactly the rate
-    instead of every waiting job retrying at once.
+    instead of every waiting job retrying at once. When the next slot is more than
+    ``max_ahead`` seconds away nothing is booked and the answer is negative: minus the
+    seconds until a slot comes within reach.
     """
     if rate_per_second <= 0:
         return 0.0
-    wait = client.eval(_RESERVE_SLOT, 1, keys.sms_rate(provider), repr(now), repr(1.0 / rate_per_second))
-    return max(0.0, float(wait))
+    ahead = repr(min(max_ahead, 1e12))  # Lua's tonumber does not read "inf" everywhere
+    wait = float(client.eval(_RESERVE_SLOT, 1, keys.sms_rate(provider), repr(now), repr(1.0 / rate_per_second),
+                             ahead))
+    return wait if wait < 0 else max(0.0, wait)
 
 
 def deliver(message_id: str, reserved: bool = False) -> str:
@@ -303,7 +318,13 @@ def deliver(message_id: str, reserved: bool = False) -> str:
         return message.state
 
     if not reserved:
-        wait = reserve_slot(r, settings.provider, settings.rate_per_second, now)
+        priority = message.kind in PRIORITY_KINDS
+        wait = reserve_slot(r, settings.provider, settings.rate_per_second, now,
+                            float("inf") if priority else NORMAL_MAX_AHEAD)
+        if wait < 0:  # behind the priority messages: look again when a slot is in reach
+            r.hset(keys.sms_message(message_id), "next_attempt_at", _stamp(now - wait))
+            worker.queue(app).enqueue_in(datetime.timedelta(seconds=-wait), deliver, message_id, False)
+            return "deferred"
         if wait > 0:
             r.hset(keys.sms_message(message_id), "next_attempt_at", _stamp(now + wait))
             worker.queue(app).enqueue_in(datetime.timedelta(seconds=wait), deliver, message_id, True)

@@ -361,3 +361,35 @@ def test_the_in_process_worker_and_scheduler_drain_deferred_messages(redis_clien
         background.stop()
     assert sorted(m.message for m in africastalking_standin.received) == ["Code 0", "Code 1", "Code 2"]
     assert [state(app, i).state for i in ids] == ["sent"] * 3
+
+
+def test_a_flood_of_resends_never_stands_between_a_customer_and_a_paid_token(
+    redis_client, africastalking_standin, clock
+):
+    """The probe: 200 resends in 1.3 s booked 20 s of the 10/s provider rate, and an
+    unrelated customer's token took 18.7 s instead of 3.2 s."""
+    app = sms_app_for(redis_client, **africastalking_config(africastalking_standin), SMS_RATE_PER_SECOND=10)
+    with app.app_context():
+        flood = [outbox.send(None, PHONE, f"Resend {n}", f"resend:{n}", "token_resend") for n in range(200)]
+        run_jobs(app)
+        token = outbox.send(None, "+237699000002", "Code 5555", "order:B:receipt", "receipt")
+        run_jobs(app)
+    booked = [job.args[0] for job in scheduled(app) if job.args[1] is True]  # kept a send slot
+    assert len(booked) <= 11  # the first send and about a second of slots: nothing more
+    assert token in booked
+    token_wait = float(state(app, token).fields["next_attempt_at"]) - clock.now
+    assert 0 < token_wait <= outbox.NORMAL_MAX_AHEAD + 0.2  # the token goes within about a second
+    assert all(state(app, i).state in ("sent", "queued") for i in flood)  # deferred, never dropped
+    assert all(e not in events(app, i) for i in flood for e in ("sms.failed",))
+
+
+def test_a_deferred_resend_is_sent_once_the_rate_allows(redis_client, africastalking_standin, clock):
+    app = sms_app_for(redis_client, **africastalking_config(africastalking_standin), SMS_RATE_PER_SECOND=10)
+    with app.app_context():
+        ids = [outbox.send(None, PHONE, f"Resend {n}", f"resend:{n}", "token_resend") for n in range(30)]
+        run_jobs(app)
+        for _ in range(40):
+            clock.advance(0.5)
+            run_scheduled(app)
+    assert [state(app, i).state for i in ids] == ["sent"] * 30
+    assert len(africastalking_standin.received) == 30
