@@ -114,6 +114,21 @@ def test_a_badly_signed_callback_is_refused(demo_app, recorder):
     assert [r.state for r in recorder.results] == ["successful"]
 
 
+@pytest.mark.parametrize("signature", ["é" * 64, "ÿ" + "0" * 63, "signé", "€" * 64], ids=["e-acute", "y-umlaut", "short", "euro"])
+def test_a_non_ascii_signature_is_refused_not_noted(demo_app, recorder, redis_client, signature):
+    """compare_digest refuses non-ASCII str with TypeError: that must be a 403, not a
+    crash the endpoint swallows as 200 "noted"."""
+    demo = provider(demo_app)
+    ref = demo.request(PaymentRequest("ORDER001", "+237670000001", 1000)).provider_ref
+    body = json.dumps({"provider_ref": ref, "order_ref": "ORDER001", "status": "SUCCESSFUL", "reason": ""}).encode()
+    answer = demo_app.test_client().post(
+        "/payments/demo/callback", data=body, headers={"Content-Type": "application/json", "X-Guichet-Signature": signature}
+    )
+    assert (answer.status_code, answer.text) == (403, "bad or missing signature\n")
+    assert recorder.results == []
+    assert redis_client.hget(keys.payment("demo", ref), "state") == "pending"
+
+
 def test_the_secret_comes_from_config_or_is_shared_through_redis(redis_client):
     assert settings_from({"PAYMENTS_SECRET": "s3cret"}).secret == b"s3cret"
     derived = settings_from({"SECRET_KEY": "app-key"}).secret

@@ -148,7 +148,10 @@ class DemoProvider:
     def parse_callback(self, request: flask.Request) -> PaymentResult:
         body = callback_body(request)
         given = request.headers.get(SIGNATURE_HEADER, "")
-        if not given or not hmac.compare_digest(given.strip().lower(), self.sign(body)):
+        # Bytes, not str: compare_digest raises TypeError on a non-ASCII str, and a header
+        # may hold anything (the endpoint would answer "noted" instead of refusing it).
+        presented = given.strip().lower().encode("utf-8", "replace")
+        if not given or not hmac.compare_digest(presented, self.sign(body).encode("ascii")):
             raise BadPaymentCallback("bad or missing signature", status=403)
         data = callback_json(body)
         ref, order_ref = data.get("provider_ref"), data.get("order_ref")
