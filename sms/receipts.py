@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 MESSAGES = Catalogue(Path(__file__).parent / "texts")
 
 CHARGE_CODES = ("fixed_fee", "debt_recovery", "municipal_tax", "vat", "service_charge", "energy")
-PAYMENT_FAILURES = ("declined", "insufficient_funds", "expired", "provider_unavailable", "other")
+PAYMENT_FAILURES = ("declined", "insufficient_funds", "expired", "payer_inactive", "provider_unavailable", "other")
 
 
 def text(lang: str, key: str, **values: object) -> str:

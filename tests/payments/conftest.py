@@ -1,6 +1,6 @@
 """Fixtures for payments: the stand-in MTN MoMo, an app wired to it, a clock the tests
-move by hand, a recorder of handed-over results, and the app served on a real port
-(for callbacks that travel over HTTP)."""
+move by hand, a recorder of handed-over results, the app served on a real port (for
+callbacks that travel over HTTP), and a way to run the jobs callbacks queue."""
 from __future__ import annotations
 
 import threading
@@ -15,6 +15,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from app import create_app
+from state import worker
 from tests.payments.standin_momo import StandinMomo
 from utility.payments import EXTENSION, RESULTS_HANDLER, views
 from utility.payments.base import PaymentResult
@@ -116,6 +117,11 @@ def demo_app(redis_client: redis.Redis, recorder: Recorder) -> Flask:
     app = wire(create_app({"TESTING": True, "REDIS_CLIENT": redis_client, "PUBLIC_URL": "http://127.0.0.1:9"}))
     app.extensions[RESULTS_HANDLER] = recorder
     return app
+
+
+def run_jobs(app: Flask) -> None:
+    """Run every job waiting in the app's queue now (a callback's settlement), then return."""
+    worker.make_worker(app).work(burst=True)
 
 
 @contextmanager

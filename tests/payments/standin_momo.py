@@ -8,8 +8,12 @@ It keeps the contract the adapter relies on, and is strict where MTN is:
 - ``POST /collection/v1_0/requesttopay``: bearer token, subscription key and
   X-Target-Environment checked; X-Reference-Id must be a UUID v4 never seen before
   (409 RESOURCE_ALREADY_EXIST otherwise); the body is validated (amount a string of
-  digits, the configured currency, externalId, MSISDN payer) with 400 and an error code;
-  202 with no body;
+  digits, externalId, MSISDN payer) with 400 and an error code; 202 with no body;
+- what is wrong with our setup rather than with the payment comes back as MTN sends it,
+  HTTP 500 with ``{code, message}``: INVALID_CURRENCY (not the account's ``currency``),
+  INVALID_CALLBACK_URL_HOST (an X-Callback-Url whose host is not ``callback_host``, or
+  http outside the sandbox), NOT_ALLOWED_TARGET_ENVIRONMENT (not ``environment``),
+  NOT_ALLOWED (``not_allowed``: the API user may not use the product);
 - ``GET /collection/v1_0/requesttopay/{ref}``: 404 RESOURCE_NOT_FOUND for an unknown
   reference, else the payment as MTN shows it, its outcome scripted per payer number
   (SUCCESSFUL, FAILED with a reason, PENDING forever, or PENDING for the first N GETs);
@@ -18,7 +22,8 @@ It keeps the contract the adapter relies on, and is strict where MTN is:
   payment's X-Callback-Url, as MTN does, and never again.
 
 It can be told to misbehave on the next call of an endpoint: answer 500, hang past the
-client's timeout, or record a request to pay and then hang (the answer is lost).
+client's timeout, answer slowly (``slow_seconds``, a status GET on a bad day), or record
+a request to pay and then hang (the answer is lost).
 
 It shares no code with the adapter on purpose: a misreading of the API in one must not
 hide in the other.
@@ -33,12 +38,15 @@ import secrets
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 REQUEST_PATH = "/collection/v1_0/requesttopay"
+# Refusals about the caller's setup, not the payment: MTN answers those with HTTP 500.
+SETUP_ERRORS = frozenset({"INVALID_CURRENCY", "INVALID_CALLBACK_URL_HOST"})
 STATUS_PATH = re.compile(r"/collection/v1_0/requesttopay/([^/?]+)")
 
 
@@ -78,6 +86,9 @@ class StandinMomo:
     token_ttl: int = 3600
     reason_as_object: bool = False
     hang_seconds: float = 1.5  # longer than the tests' client timeout
+    slow_seconds: float = 3.0  # longer than MTN waits for a callback's answer (2 s)
+    callback_host: str | None = None  # the host registered for the API user; None: any
+    not_allowed: bool = False  # the API user has no right to the product
 
     def __post_init__(self) -> None:
         self.tokens: set[str] = set()
@@ -120,7 +131,7 @@ class StandinMomo:
         self.scripts[msisdn.lstrip("+")] = Script(status, reason, pending_polls)
 
     def fail_next(self, endpoint: str, how: str, times: int = 1) -> None:
-        """endpoint: token | requesttopay | status; how: 500 | hang | accept_then_hang."""
+        """endpoint: token | requesttopay | status; how: 500 | hang | slow | accept_then_hang."""
         self.faults.setdefault(endpoint, []).extend([how] * times)
 
     def expire_tokens(self) -> None:
@@ -236,7 +247,10 @@ class Endpoint(http.server.BaseHTTPRequestHandler):
             self._answer(body, 401, {"code": "UNAUTHORIZED", "message": "Access token expired or invalid"})
             return False
         if self.headers.get("X-Target-Environment") != standin.environment:
-            self._answer(body, 400, {"code": "NOT_ALLOWED_TARGET_ENVIRONMENT", "message": "Access to target environment is forbidden."})
+            self._answer(body, 500, {"code": "NOT_ALLOWED_TARGET_ENVIRONMENT", "message": "Access to target environment is forbidden."})
+            return False
+        if standin.not_allowed:
+            self._answer(body, 500, {"code": "NOT_ALLOWED", "message": "Authorization failed. Insufficient permissions."})
             return False
         return True
 
@@ -261,6 +275,8 @@ class Endpoint(http.server.BaseHTTPRequestHandler):
             return
         if fault == "hang":
             self._hang()
+        if fault == "slow":
+            time.sleep(self.standin.slow_seconds)
         if not self._authorized(None):
             return
         with self.standin.lock:
@@ -310,7 +326,8 @@ class Endpoint(http.server.BaseHTTPRequestHandler):
         reference = self.headers.get("X-Reference-Id", "")
         problem = self._invalid(reference, body)
         if problem:
-            self._answer(body, 400, {"code": problem, "message": problem.replace("_", " ").lower()})
+            status = 500 if problem in SETUP_ERRORS else 400
+            self._answer(body, status, {"code": problem, "message": problem.replace("_", " ").lower()})
             return
         with standin.lock:
             if reference in standin.payments:
@@ -352,6 +369,12 @@ class Endpoint(http.server.BaseHTTPRequestHandler):
             if not isinstance(body.get(name, ""), str) or len(body.get(name, "")) > 160:
                 return "INVALID_MESSAGE"
         callback = self.headers.get("X-Callback-Url")
-        if callback is not None and not re.match(r"https?://", callback):
-            return "INVALID_CALLBACK_URL_HOST"
+        if callback is not None:
+            parsed_url = urllib.parse.urlsplit(callback)
+            if parsed_url.scheme not in ("http", "https") or not parsed_url.hostname:
+                return "INVALID_CALLBACK_URL_HOST"
+            if self.standin.callback_host is not None and parsed_url.hostname != self.standin.callback_host:
+                return "INVALID_CALLBACK_URL_HOST"
+            if self.standin.environment != "sandbox" and parsed_url.scheme != "https":
+                return "INVALID_CALLBACK_URL_HOST"  # production takes https callbacks only
         return ""

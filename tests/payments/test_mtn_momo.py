@@ -1,19 +1,28 @@
 """The MTN MoMo adapter against the stand-in Collection API: the request-to-pay contract,
 tokens, references that are never a second debit, statuses and their reasons, the rate
-window, and callbacks that are only believed after a status GET."""
+window, configuration mistakes that fail fast, the settings a live setup needs, and
+callbacks that are answered at once and only believed after a status GET in a job."""
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
 import redis
 
 from state import journal, keys
-from tests.payments.conftest import Clock, Recorder, install, served
+from tests.payments.conftest import Clock, Recorder, install, momo_config, run_jobs, served
 from tests.payments.standin_momo import StandinMomo
 from utility.payments import provider
-from utility.payments.base import PaymentError, PaymentRequest, PaymentResult, ProviderUnavailable
-from utility.payments.mtn_momo import MtnMomo, parse_networks, settings_from
+from utility.payments.base import (
+    PaymentError,
+    PaymentRequest,
+    PaymentResult,
+    ProviderMisconfigured,
+    ProviderUnavailable,
+)
+from utility.payments.mtn_momo import MtnMomo, parse_networks, settings_from, startup_problems
+from utility.payments.poller import PollSettings, poll_pending
 
 PAYER = "+46733123450"
 ORDER = PaymentRequest("ORDER001", PAYER, 1500, note="units ORDER001")
@@ -80,10 +89,10 @@ def test_an_order_reference_is_not_reused_for_other_money(mtn: MtnMomo, momo: St
 
 
 def test_a_request_refused_outright_fails_the_payment_once(mtn: MtnMomo, momo: StandinMomo, redis_client):
-    momo.currency = "XAF"  # our EUR is refused: 400 INVALID_CURRENCY
-    result = mtn.request(ORDER)
-    assert (result.state, result.reason) == ("failed", "other")
-    assert mtn.request(ORDER) == result  # nothing sent again
+    unknown = PaymentRequest("ORDER001", "+2371234", 1500)  # too short for MTN's MSISDN check: 400
+    result = mtn.request(unknown)
+    assert (result.state, result.reason) == ("failed", "payer_not_found")
+    assert mtn.request(unknown) == result  # nothing sent again
     assert len(momo.requests_to_pay()) == 1
     assert record(redis_client, result.provider_ref)["sent"] == "refused"
 
@@ -223,6 +232,8 @@ MAPPED = [
     ("NOT_ENOUGH_FUNDS", "insufficient_funds"),
     ("PAYER_LIMIT_REACHED", "payer_limit"),
     ("SERVICE_UNAVAILABLE", "provider_unavailable"),
+    ("COULD_NOT_PERFORM_TRANSACTION", "expired"),  # the payer did not approve within MTN's 5 minutes
+    ("SENDER_ACCOUNT_NOT_ACTIVE", "payer_inactive"),
     ("INTERNAL_PROCESSING_ERROR", "other"),
     ("TRANSACTION_CANCELED", "other"),
 ]
@@ -295,11 +306,37 @@ def test_a_callback_is_confirmed_by_a_status_get(momo_app, momo: StandinMomo, re
         before = momo.count("status")
 
         assert momo.deliver_callback(ref) == 200  # the payer approved: MTN calls back, once
+        assert recorder.results == [] and momo.count("status") == before  # answered first...
+        run_jobs(momo_app)  # ...settled by the job it queued
 
         assert recorder.results == [PaymentResult("mtn_momo", ref, "ORDER001", "successful", "")]
         assert momo.count("status") == before + 1  # believed only after asking MTN
         assert momo.deliver_callback(ref) is None  # and never again
-    assert record(redis_client, ref)["via"] == "callback"
+    journaled = kinds(redis_client)
+    assert journaled.index("payment.callback") < journaled.index("payment.state")  # the callback, then what MTN said
+    assert redis_client.zscore(keys.payment("mtn_momo", "index:pending"), ref) is None  # settled: out of the index
+
+
+def test_a_slow_status_get_does_not_hold_up_the_callback(momo_app, momo: StandinMomo, recorder: Recorder):
+    """MTN waits 2 s for a callback's answer, then retries and blocks the callback URL:
+    the answer must not wait for the status GET, however long MTN takes to answer it."""
+    momo_app.config["MTN_MOMO_TIMEOUT"] = 10.0  # a patient client: the slow GET is answered, late
+    with served(momo_app) as base:
+        momo_app.config["MTN_MOMO_CALLBACK_URL"] = base + "/payments/mtn_momo/callback"
+        mtn = provider(momo_app)
+        momo.script(PAYER, "SUCCESSFUL", pending_polls=99)
+        ref = mtn.request(ORDER).provider_ref
+        momo.fail_next("status", "slow")  # 3 s, where MTN's patience is 2
+
+        started = time.monotonic()
+        assert momo.deliver_callback(ref) == 200
+        answered_in = time.monotonic() - started
+
+        assert answered_in < 1.0
+        assert recorder.results == []  # nothing settled inside the callback
+        run_jobs(momo_app)
+    assert recorder.results == [PaymentResult("mtn_momo", ref, "ORDER001", "successful", "")]
+    assert momo.count("status") == 1
 
 
 def test_a_callback_by_put_is_taken_too(momo_app, momo: StandinMomo, recorder: Recorder):
@@ -308,6 +345,7 @@ def test_a_callback_by_put_is_taken_too(momo_app, momo: StandinMomo, recorder: R
         momo.script(PAYER, "FAILED", "NOT_ENOUGH_FUNDS")
         ref = provider(momo_app).request(ORDER).provider_ref
         assert momo.deliver_callback(ref, method="PUT") == 200
+        run_jobs(momo_app)
     assert recorder.results == [PaymentResult("mtn_momo", ref, "ORDER001", "failed", "insufficient_funds")]
 
 
@@ -317,17 +355,40 @@ def test_a_forged_callback_changes_nothing(momo_app, mtn: MtnMomo, momo: Standin
     forged = {"externalId": "ORDER001", "status": "SUCCESSFUL", "amount": "1500", "currency": "EUR",
               "financialTransactionId": "1", "payer": {"partyIdType": "MSISDN", "partyId": "46733123450"}}
     answer = momo_app.test_client().post("/payments/mtn_momo/callback", json=forged)
-    assert answer.status_code == 200
+    assert (answer.status_code, answer.text) == (200, "checking\n")
+    run_jobs(momo_app)
     assert recorder.results == [] and record(redis_client, ref)["state"] == "pending"
     assert momo.count("status") == 1
 
 
 def test_a_callback_that_cannot_be_confirmed_is_left_to_the_poller_soon(momo_app, mtn, momo, recorder, redis_client, clock):
     ref = mtn.request(ORDER).provider_ref
+    index = keys.payment("mtn_momo", "index:pending")
+    redis_client.zadd(index, {ref: clock() + 600})  # the poller had backed off for a while
     momo.fail_next("status", "500")
     answer = momo_app.test_client().post("/payments/mtn_momo/callback", json=momo.status_body(momo.payments[ref]))
-    assert answer.status_code == 200 and recorder.results == []
-    assert redis_client.zscore(keys.payment("mtn_momo", "index:pending"), ref) <= clock()
+    assert answer.status_code == 200
+    run_jobs(momo_app)
+    assert recorder.results == []
+    assert redis_client.zscore(index, ref) <= time.time()  # due now, not in ten minutes
+
+
+def test_a_callback_after_the_hand_over_asks_again_but_does_not_requeue(momo_app, mtn, momo, recorder, redis_client):
+    momo.script(PAYER, "FAILED", "APPROVAL_REJECTED")
+    ref = mtn.request(ORDER).provider_ref
+    client = momo_app.test_client()
+    body = momo.status_body(momo.payments[ref])
+    client.post("/payments/mtn_momo/callback", json=body)
+    run_jobs(momo_app)
+    assert [r.reason for r in recorder.results] == ["declined"]
+
+    client.post("/payments/mtn_momo/callback", json=body)  # MTN retrying the callback
+    run_jobs(momo_app)
+
+    assert len(recorder.results) == 1  # a duplicate, not handed over again
+    assert momo.count("status") == 2  # asked again: a late success would still be found
+    # Handed over, so out of the poller's index for good (or it would be due forever).
+    assert redis_client.zscore(keys.payment("mtn_momo", "index:pending"), ref) is None
 
 
 def test_callbacks_from_outside_the_allow_list_are_refused(momo_app, mtn: MtnMomo, momo: StandinMomo, recorder):
@@ -340,6 +401,7 @@ def test_callbacks_from_outside_the_allow_list_are_refused(momo_app, mtn: MtnMom
     allowed = MtnMomo(mtn.redis, settings_from({**momo_app.config, "MTN_MOMO_CALLBACK_IPS": ["10.0.0.0/8", "127.0.0.0/8"]}))
     install(momo_app, allowed)
     assert momo_app.test_client().post("/payments/mtn_momo/callback", json=body).status_code == 200
+    run_jobs(momo_app)
     assert [r.state for r in recorder.results] == ["successful"]
 
 
@@ -371,6 +433,129 @@ def test_production_refuses_a_currency_it_is_not_set_up_for(momo_app, redis_clie
         live.request(PaymentRequest("ORDER001", PAYER, 1500, currency="EUR"))
 
 
+# -- our configuration, as MTN sees it ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("setting", "value", "code"),
+    [
+        ("currency", "XAF", "INVALID_CURRENCY"),  # the account's currency is not our EUR
+        ("callback_host", "guichet.example", "INVALID_CALLBACK_URL_HOST"),  # not the host registered
+        ("environment", "mtncameroon", "NOT_ALLOWED_TARGET_ENVIRONMENT"),  # our API user is the sandbox's
+        ("not_allowed", True, "NOT_ALLOWED"),  # the API user may not collect
+    ],
+    ids=["currency", "callback-host", "environment", "not-allowed"],
+)
+def test_a_configuration_error_fails_at_once_and_is_never_polled(
+    momo_app, mtn: MtnMomo, momo: StandinMomo, recorder, redis_client, clock, caplog, setting, value, code
+):
+    setattr(momo, setting, value)
+    with pytest.raises(ProviderMisconfigured) as caught:
+        mtn.request(ORDER)
+
+    assert caught.value.code == code and not caught.value.retryable
+    assert not isinstance(caught.value, ProviderUnavailable)  # not an outage: asking later fails the same
+    [call] = momo.requests_to_pay()
+    assert call.status == 500 and momo.payments == {}  # MTN's way of saying it, and it took nothing
+    ref = mtn.records.ref_for_order("ORDER001")
+    stored = record(redis_client, ref)
+    assert (stored["state"], stored["sent"], stored["error"]) == ("failed", "refused", code)
+    assert redis_client.zscore(keys.payment("mtn_momo", "index:pending"), ref) is None
+    assert mtn.request(ORDER).state == "failed" and len(momo.requests_to_pay()) == 1  # never sent again
+    assert poll_pending(momo_app, recorder, provider=mtn, settings=PollSettings(), now=clock() + 3600) == []
+    assert momo.count("status") == 0 and recorder.results == []  # no polling of a request MTN never took
+    assert code in caplog.text and "****3450" in caplog.text
+    assert "46733123450" not in caplog.text  # the payer's number is masked in the log
+    assert "payment.misconfigured" in kinds(redis_client)
+
+
+def test_a_configuration_error_after_an_unanswered_attempt_leaves_the_payment_to_the_poller(
+    momo_app, mtn: MtnMomo, momo: StandinMomo, recorder, redis_client, clock
+):
+    momo.fail_next("requesttopay", "accept_then_hang")  # MTN took it; we never heard
+    with pytest.raises(ProviderUnavailable):
+        mtn.request(ORDER)
+    momo.currency = "XAF"  # and then our setup went wrong
+    with pytest.raises(ProviderUnavailable):  # not "refused": the first attempt may be paid
+        mtn.request(ORDER)
+    [ref] = momo.payments
+    assert record(redis_client, ref)["state"] == "pending"
+    [paid] = poll_pending(momo_app, recorder, provider=mtn, settings=PollSettings(), now=clock() + 60)
+    assert (paid.provider_ref, paid.state) == (ref, "successful")
+
+
+def test_an_order_fails_at_once_when_mtn_refuses_our_setup(momo_app, mtn: MtnMomo, momo: StandinMomo):
+    from utility.orders import UNITS
+    from utility.services import services
+
+    momo.currency = "XAF"
+    order = services(momo_app).orders.place(
+        kind=UNITS, phone="+237699000001", lang="fr", target="01412345678", amount=1500, payer=PAYER, reference="ORDER001"
+    )
+    assert (order.state, order.reason) == ("failed", "payment_refused")
+
+
+def test_a_500_without_a_configuration_code_is_still_an_outage(mtn: MtnMomo, momo: StandinMomo, redis_client):
+    momo.fail_next("requesttopay", "500")  # 500 INTERNAL_PROCESSING_ERROR
+    with pytest.raises(ProviderUnavailable):
+        mtn.request(ORDER)
+    ref = mtn.records.ref_for_order("ORDER001")
+    assert record(redis_client, ref)["state"] == "pending"
+    assert redis_client.zscore(keys.payment("mtn_momo", "index:pending"), ref) is not None  # the poller will ask
+
+
+def test_a_configuration_error_on_a_status_get_keeps_the_payment_pending(mtn: MtnMomo, momo: StandinMomo, redis_client):
+    ref = mtn.request(ORDER).provider_ref
+    momo.environment = "mtncameroon"  # someone changed MTN's side after the request was taken
+    with pytest.raises(ProviderMisconfigured) as caught:
+        mtn.status(ref)
+    assert caught.value.code == "NOT_ALLOWED_TARGET_ENVIRONMENT"
+    assert record(redis_client, ref)["state"] == "pending"  # it may well exist at MTN: keep asking
+
+
+# -- settings a live setup needs ---------------------------------------------------------------------
+CREDENTIALS = {"MTN_MOMO_SUBSCRIPTION_KEY": "k", "MTN_MOMO_API_USER": "u", "MTN_MOMO_API_KEY": "a"}
+LIVE = {
+    **CREDENTIALS,
+    "PAYMENT_PROVIDER": "mtn_momo",
+    "MTN_MOMO_TARGET_ENVIRONMENT": "mtncameroon",
+    "MTN_MOMO_BASE_URL": "https://proxy.momoapi.mtn.com",
+    "MTN_MOMO_CURRENCY": "XAF",
+    "MTN_MOMO_CALLBACK_URL": "https://guichet.example/payments/mtn_momo/callback",
+}
+
+
+@pytest.mark.parametrize("unset", [None, ""], ids=["none", "empty"])
+def test_the_currency_defaults_to_eur_in_the_sandbox_only(unset):
+    assert settings_from(CREDENTIALS).currency == "EUR"
+    assert settings_from({**CREDENTIALS, "MTN_MOMO_CURRENCY": unset}).currency == "EUR"
+    with pytest.raises(ValueError, match="MTN_MOMO_CURRENCY"):
+        settings_from({**LIVE, "MTN_MOMO_CURRENCY": unset})
+    assert settings_from(LIVE).currency == "XAF"
+
+
+def test_startup_problems_name_what_a_live_setup_lacks():
+    assert startup_problems(LIVE) == []
+    problems = startup_problems({**LIVE, "MTN_MOMO_CURRENCY": None, "MTN_MOMO_CALLBACK_URL": "http://guichet.example/cb"})
+    assert len(problems) == 2
+    assert "MTN_MOMO_CURRENCY" in problems[0] and "XAF" in problems[0]
+    assert "MTN_MOMO_CALLBACK_URL" in problems[1] and "https" in problems[1]
+    assert startup_problems({**LIVE, "MTN_MOMO_CALLBACK_URL": None}) == []  # no callbacks: polling only, fine
+    [base] = startup_problems({**LIVE, "MTN_MOMO_BASE_URL": None})  # live money sent to the sandbox
+    assert "MTN_MOMO_BASE_URL" in base
+    [key] = startup_problems({**LIVE, "MTN_MOMO_API_KEY": ""})
+    assert "MTN_MOMO_API_KEY" in key
+
+
+def test_startup_problems_leave_the_sandbox_and_other_providers_alone(redis_client, momo):
+    sandbox = {**CREDENTIALS, "MTN_MOMO_CALLBACK_URL": "http://guichet.example/cb"}  # http: what the sandbox wants
+    assert startup_problems(sandbox) == []
+    assert startup_problems({"PAYMENT_PROVIDER": "demo", "MTN_MOMO_TARGET_ENVIRONMENT": "mtncameroon"}) == []
+    from app import create_app
+
+    app = create_app({"TESTING": True, "REDIS_CLIENT": redis_client,
+                      **momo_config(momo, MTN_MOMO_TARGET_ENVIRONMENT="mtncameroon", MTN_MOMO_CURRENCY=None)})
+    assert any("MTN_MOMO_CURRENCY" in problem for problem in startup_problems(app.config))
+
+
 def test_a_reference_id_in_the_body_is_used_only_if_it_is_one(momo_app, mtn: MtnMomo, momo: StandinMomo, recorder):
     ref = mtn.request(ORDER).provider_ref
     client = momo_app.test_client()
@@ -380,5 +565,6 @@ def test_a_reference_id_in_the_body_is_used_only_if_it_is_one(momo_app, mtn: Mtn
         assert answer.status_code == 200  # read through externalId instead
     answer = client.post("/payments/mtn_momo/callback", json={"referenceId": ref, "status": "SUCCESSFUL"})
     assert answer.status_code == 200
+    run_jobs(momo_app)
     assert [r.provider_ref for r in recorder.results] == [ref]
     assert all(c.path.endswith(ref) for c in momo.calls if c.method == "GET")

@@ -5,6 +5,8 @@ the callback endpoint (views) and the poller that settles what callbacks miss (p
 `from_config` picks the provider with GUICHET_PAYMENT_PROVIDER. Adding a provider is one
 module here plus one line in PROVIDERS: a ``from_app(app)`` factory returning an object
 with ``name``, ``request``, ``status`` and ``parse_callback`` (base.PaymentProvider).
+A provider whose callbacks cannot be trusted returns a ``WakeUp`` from ``parse_callback``
+and the endpoint settles the payment from ``status`` in a job (poller.settle_job).
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ from utility.payments.base import (
     PaymentProvider,
     PaymentRequest,
     PaymentResult,
+    ProviderMisconfigured,
     ProviderUnavailable,
+    WakeUp,
 )
 
 PROVIDERS: dict[str, Callable[[Flask], PaymentProvider]] = {
@@ -62,7 +66,9 @@ __all__ = [
     "PaymentProvider",
     "PaymentRequest",
     "PaymentResult",
+    "ProviderMisconfigured",
     "ProviderUnavailable",
+    "WakeUp",
     "configured_name",
     "from_config",
     "provider",

@@ -33,6 +33,7 @@ REASONS = (
     "expired",  # nobody approved in time (the provider's timeout, or our poller's)
     "payer_not_found",  # no wallet for that number
     "payer_limit",  # the payer's daily/monthly limit
+    "payer_inactive",  # the payer's wallet exists but is not active (blocked, dormant)
     "provider_unavailable",
     "other",
 )
@@ -77,6 +78,18 @@ class PaymentResult:
         return self.state in FINAL_STATES
 
 
+@dataclass(frozen=True)
+class WakeUp:
+    """A callback that only says "look at this payment now": the provider's status call
+    tells what happened, not the callback's body. Asking takes longer than some providers
+    wait for the callback's answer (MTN: 2 s), so the endpoint acknowledges at once and
+    the status call runs in a job (poller.settle_job)."""
+
+    provider: str
+    provider_ref: str
+    order_ref: str
+
+
 # -- errors ----------------------------------------------------------------------------------
 class PaymentError(Exception):
     """A payment request that cannot be made, or a provider that cannot be asked."""
@@ -92,6 +105,19 @@ class ProviderUnavailable(PaymentError):
     reached the provider after all."""
 
     retryable = True
+
+
+class ProviderMisconfigured(PaymentError):
+    """The provider refused the request because of how we are set up with it (currency,
+    callback host, target environment, what our account may do), not because of this
+    payment: no request exists at the provider, and asking again fails the same way until
+    an operator fixes the configuration. ``code`` is the provider's error code."""
+
+    retryable = False
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class BadPaymentCallback(Exception):
@@ -117,8 +143,10 @@ class PaymentProvider(Protocol):
         """Ask the provider where the payment stands (polling: callbacks get lost)."""
         ...
 
-    def parse_callback(self, request: "flask.Request") -> PaymentResult:
-        """The result a provider's callback announces, as far as it can be trusted.
+    def parse_callback(self, request: "flask.Request") -> PaymentResult | WakeUp:
+        """What a provider's callback tells, as far as it can be trusted: a result when
+        the callback itself is proof (the demo's is signed), a WakeUp when only a status
+        call can tell (MTN's). Must be quick: no call to the provider here.
         Raises BadPaymentCallback for a malformed or unauthenticated one."""
         ...
 

@@ -15,6 +15,10 @@ Where each shape was confirmed (public sources, 2024-2025):
   ``RESOURCE_ALREADY_EXIST`` for a reused X-Reference-Id and 404 ``RESOURCE_NOT_FOUND`` for
   an unknown one on the status GET (MTN's "Common Error Codes" page,
   ericssondeveloperapi.developer.azure-api.net/content/html_widgets/xdn5j.html).
+  Configuration mistakes come back as HTTP 500 with such a body: INVALID_CALLBACK_URL_HOST,
+  INVALID_CURRENCY, NOT_ALLOWED_TARGET_ENVIRONMENT, NOT_ALLOWED (sparkplug/momoapi-node
+  src/common.ts ``FailureReason``; the mtnmomo crate's RequestToPayReason). They are
+  not an outage: the request was never taken, and asking again fails the same way.
 - Status: ``GET /collection/v1_0/requesttopay/{referenceId}``: 200 even for a failed
   payment, ``{amount, currency, financialTransactionId, externalId, payer, payerMessage,
   payeeNote, status, reason}`` with status PENDING | SUCCESSFUL | FAILED
@@ -23,17 +27,26 @@ Where each shape was confirmed (public sources, 2024-2025):
   olaobajuabraham/disbursement docs/Model/ErrorReason.md, generated from it) and a plain
   code in what clients actually read (sparkplug/momoapi-node errors.ts
   ``getTransactionError``; wutsi-platform-payment MTNRequestToPayResponse): both are read.
-  The codes: sparkplug/momoapi-node src/common.ts ``FailureReason``.
-- Callback: sent once, never retried, to X-Callback-Url, by POST or PUT (the listener
-  must allow both), with a body like the status GET's; polling is the documented fallback
-  (momodeveloper.mtn.com/api-documentation/callback). Sandbox callbacks are http only,
-  production https only, and the callback host must be the one registered for the API user.
+  The codes: sparkplug/momoapi-node src/common.ts ``FailureReason``, and MTN's newer
+  failure reasons (momodeveloper.mtn.com "Improved Failure Reasons and Error Codes"):
+  COULD_NOT_PERFORM_TRANSACTION (the payer did not approve within MTN's 5 minutes),
+  SENDER_ACCOUNT_NOT_ACTIVE.
+- Callback: to X-Callback-Url, by POST or PUT (the listener must allow both), with a body
+  like the status GET's; polling is the documented fallback
+  (momodeveloper.mtn.com/api-documentation/callback). MTN waits 2 s for the answer, then
+  retries every second (20 times), then every 2 minutes, then hourly, with the callback
+  URL blocked meanwhile (older versions of that page: sent once, never retried). Sandbox
+  callbacks are http only, production https only, and the callback host must be the one
+  registered for the API user.
 
-So a callback is only a wake-up here: ``parse_callback`` finds the payment by its
-externalId (our order_ref; the body has no reference id of ours) and returns what a status
-GET says, never what the body claims. MTN_MOMO_CALLBACK_IPS (CIDRs) refuses callbacks from
-elsewhere with 403; empty accepts any, which is safe because nothing in the body is trusted.
-Behind a reverse proxy, ``request.remote_addr`` is the proxy's unless the app trusts
+So a callback is only a wake-up here, and is answered at once: ``parse_callback`` finds
+the payment by its externalId (our order_ref; the body has no reference id of ours) and
+returns a WakeUp; the endpoint queues a job whose status GET says what happened (never
+what the body claims) and hands a final result over (poller.settle). A status GET can take
+seconds (MTN_MOMO_TIMEOUT, the rate window): inside the request it would cost MTN's 2 s
+and then the callback URL. MTN_MOMO_CALLBACK_IPS (CIDRs) refuses callbacks from elsewhere
+with 403; empty accepts any, which is safe because nothing in the body is trusted. Behind
+a reverse proxy, ``request.remote_addr`` is the proxy's unless the app trusts
 X-Forwarded-For (werkzeug ProxyFix).
 
 The X-Reference-Id is made once per order and kept (``records.claim``): asking again for
@@ -41,7 +54,12 @@ the order sends the same reference, so a request whose answer was lost is never 
 debit: MTN answers 409 and the payment is looked up instead. A timeout or a 5xx raises
 ProviderUnavailable and leaves the reference pending: the poller's status GET settles it
 (a 404 past ``not_found_grace`` means the request never reached MTN: failed,
-provider_unavailable).
+provider_unavailable). A configuration error (above) raises ProviderMisconfigured: the
+order fails at once and the reference is never sent again nor polled.
+
+The sandbox takes only EUR; elsewhere MTN_MOMO_CURRENCY must be set (XAF in Cameroon):
+``settings_from`` refuses a live setup without it, and ``startup_problems`` lists what a
+live setup lacks for ``guichet serve``/``guichet worker`` to say at start-up.
 """
 from __future__ import annotations
 
@@ -50,6 +68,7 @@ import http.client
 import ipaddress
 import json
 import logging
+import re
 import time
 import urllib.error
 import urllib.request
@@ -73,8 +92,10 @@ from utility.payments.base import (
     PaymentError,
     PaymentRequest,
     PaymentResult,
+    ProviderMisconfigured,
     ProviderUnavailable,
     State,
+    WakeUp,
     callback_body,
     callback_json,
 )
@@ -83,7 +104,9 @@ from utility.payments.records import PaymentRecords, needs_redis
 log = logging.getLogger(__name__)
 
 NAME = "mtn_momo"
+SANDBOX = "sandbox"  # the target environment of MTN's sandbox; any other is live money
 SANDBOX_URL = "https://sandbox.momodeveloper.mtn.com"
+SANDBOX_CURRENCY = "EUR"  # the only currency the sandbox takes
 TOKEN_PATH = "/collection/token/"
 REQUEST_PATH = "/collection/v1_0/requesttopay"
 
@@ -96,7 +119,21 @@ REASONS = {
     "NOT_ENOUGH_FUNDS": "insufficient_funds",
     "PAYER_LIMIT_REACHED": "payer_limit",
     "SERVICE_UNAVAILABLE": "provider_unavailable",
+    "COULD_NOT_PERFORM_TRANSACTION": "expired",  # MTN's 5 minutes to approve ran out
+    "SENDER_ACCOUNT_NOT_ACTIVE": "payer_inactive",
 }
+
+# MTN's answers that mean "we are set up wrong", whatever the HTTP status (500 mostly):
+# failing fast says so, where treating them as an outage would retry and poll a request
+# MTN never took. PAYEE_* name our own collection account.
+CONFIGURATION_ERRORS = frozenset({
+    "INVALID_CALLBACK_URL_HOST",
+    "INVALID_CURRENCY",
+    "NOT_ALLOWED_TARGET_ENVIRONMENT",
+    "NOT_ALLOWED",
+    "PAYEE_NOT_FOUND",
+    "PAYEE_NOT_ALLOWED_TO_RECEIVE",
+})
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -109,7 +146,7 @@ class MomoSettings:
     base_url: str = SANDBOX_URL
     target_environment: str = "sandbox"
     callback_url: str = ""  # empty: no X-Callback-Url (polling only)
-    currency: str = "EUR"  # the sandbox only takes EUR; XAF in Cameroon
+    currency: str = SANDBOX_CURRENCY  # the sandbox only takes EUR; XAF in Cameroon
     callback_networks: tuple[Network, ...] = ()  # empty: callbacks from anywhere (never trusted anyway)
     timeout: float = 10.0  # seconds per HTTP call
     status_rate: int = 10  # status GETs per second, all processes together (MTN caps them)
@@ -125,23 +162,76 @@ def parse_networks(value: object) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(str(item).strip(), strict=False) for item in items if str(item).strip())
 
 
+CREDENTIALS = ("MTN_MOMO_SUBSCRIPTION_KEY", "MTN_MOMO_API_USER", "MTN_MOMO_API_KEY")
+
+
+def _environment(config: Mapping[str, Any]) -> str:
+    return str(config.get("MTN_MOMO_TARGET_ENVIRONMENT") or SANDBOX)
+
+
 def settings_from(config: Mapping[str, Any]) -> MomoSettings:
-    required = ("MTN_MOMO_SUBSCRIPTION_KEY", "MTN_MOMO_API_USER", "MTN_MOMO_API_KEY")
-    missing = [name for name in required if not config.get(name)]
+    missing = [name for name in CREDENTIALS if not config.get(name)]
     if missing:
         raise ValueError("PAYMENT_PROVIDER=mtn_momo needs " + ", ".join("GUICHET_" + name for name in missing))
+    environment = _environment(config)
+    currency = str(config.get("MTN_MOMO_CURRENCY") or "")
+    if not currency:
+        if environment != SANDBOX:
+            # EUR is the sandbox's: with real money it would be refused at best.
+            raise ValueError(
+                f"MTN_MOMO_CURRENCY must be set for MTN_MOMO_TARGET_ENVIRONMENT={environment} "
+                "(the currency of the MTN account, e.g. XAF in Cameroon); EUR is the sandbox's only"
+            )
+        currency = SANDBOX_CURRENCY
     return MomoSettings(
         subscription_key=str(config["MTN_MOMO_SUBSCRIPTION_KEY"]),
         api_user=str(config["MTN_MOMO_API_USER"]),
         api_key=str(config["MTN_MOMO_API_KEY"]),
         base_url=str(config.get("MTN_MOMO_BASE_URL") or SANDBOX_URL).rstrip("/"),
-        target_environment=str(config.get("MTN_MOMO_TARGET_ENVIRONMENT") or "sandbox"),
+        target_environment=environment,
         callback_url=str(config.get("MTN_MOMO_CALLBACK_URL") or ""),
-        currency=str(config.get("MTN_MOMO_CURRENCY") or "EUR"),
+        currency=currency,
         callback_networks=parse_networks(config.get("MTN_MOMO_CALLBACK_IPS")),
         timeout=float(config.get("MTN_MOMO_TIMEOUT") or 10.0),
         status_rate=int(config.get("MTN_MOMO_STATUS_RATE") or 10),
     )
+
+
+def startup_problems(config: Mapping[str, Any]) -> list[str]:
+    """What keeps this MTN MoMo setup from taking real money safely, one sentence per
+    variable, for the start-up of ``guichet serve`` and ``guichet worker``. Empty when
+    another provider is configured, or when all is well. The live checks apply outside
+    the sandbox only (the sandbox wants http callbacks and EUR)."""
+    if str(config.get("PAYMENT_PROVIDER") or NAME) != NAME:
+        return []
+    problems = [
+        f"{name} is not set: PAYMENT_PROVIDER=mtn_momo cannot ask for payments"
+        for name in CREDENTIALS
+        if not config.get(name)
+    ]
+    environment = _environment(config)
+    if environment == SANDBOX:
+        return problems
+    if not config.get("MTN_MOMO_CURRENCY"):
+        problems.append(
+            f"MTN_MOMO_CURRENCY is not set for MTN_MOMO_TARGET_ENVIRONMENT={environment}: set the currency "
+            "of the MTN account (XAF in Cameroon); EUR is the sandbox's only"
+        )
+    callback_url = str(config.get("MTN_MOMO_CALLBACK_URL") or "")
+    if callback_url and not callback_url.lower().startswith("https://"):
+        problems.append(
+            f"MTN_MOMO_CALLBACK_URL is not https ({callback_url}): MTN refuses http callbacks outside "
+            "the sandbox (INVALID_CALLBACK_URL_HOST) and every request to pay would fail"
+        )
+    base_url = str(config.get("MTN_MOMO_BASE_URL") or SANDBOX_URL).rstrip("/")
+    if base_url == SANDBOX_URL:
+        problems.append(
+            f"MTN_MOMO_BASE_URL is the sandbox's ({SANDBOX_URL}) but MTN_MOMO_TARGET_ENVIRONMENT is "
+            f"{environment}: set the production API URL MTN gave you"
+        )
+    elif not base_url.lower().startswith("https://"):
+        problems.append(f"MTN_MOMO_BASE_URL is not https ({base_url}): the API key would travel in clear")
+    return problems
 
 
 def read_status(payload: object) -> tuple[State, str]:
@@ -183,19 +273,22 @@ class MtnMomo:
         currency = self._currency(payment)
         ref = self.records.claim(payment.order_ref, str(uuid.uuid4()))
         record = self.records.get(ref)
+        first = record is None
         if record is None:
             record = self.records.create(ref, payment, currency)
         else:
             self.records.check_same(record, payment)
             if record.get("sent") == "accepted" or record.get("state") != PENDING:
                 return self.records.result_of(ref, record)  # asked again: MTN already has it
-        return self._send(ref, payment, record)
+        return self._send(ref, payment, record, first)
 
     @needs_redis
     def status(self, provider_ref: str) -> PaymentResult:
         return self._status(provider_ref, via="status")
 
-    def parse_callback(self, request: flask.Request) -> PaymentResult:
+    def parse_callback(self, request: flask.Request) -> WakeUp:
+        """Which payment the callback is about; what it says is left to a status GET in a
+        job (see the module's docstring): only Redis is asked here, never MTN."""
         self._check_source(request)
         data = callback_json(callback_body(request))
         external = data.get("externalId")
@@ -205,32 +298,25 @@ class MtnMomo:
                 raise BadPaymentCallback("missing field: externalId")
             ref = self.records.ref_for_order(str(external)) or ""
         record = self.records.get(ref)
-        said = str(data.get("status", ""))[:20]
         if record is None:
-            # Not a payment of ours: the endpoint acknowledges it and hands nothing over.
-            return PaymentResult(NAME, ref, str(external or ""), PENDING, "")
+            # Not a payment of ours: the endpoint acknowledges it and asks nothing.
+            return WakeUp(NAME, ref, str(external or ""))
         if external is not None and str(external) != record.get("order_ref"):
             raise BadPaymentCallback("externalId does not match the payment")
-        try:
-            result = self._status(ref, via="callback")
-        except PaymentError as exc:
-            # The callback will not come again: make sure the poller looks soon.
-            log.warning("callback for %s (says %s) not confirmed: %s; left to the poller", ref, said, exc)
-            self.records.reschedule(ref, self.clock())
-            return self.records.result_of(ref, record)
-        if said.upper() != result.state.upper():
-            log.warning("callback for %s says %s, MTN's status says %s: the status wins", ref, said, result.state)
-        return result
+        log.info("callback for %s (order %s) says %s: asking MTN", ref, record.get("order_ref"),
+                 str(data.get("status", ""))[:20])
+        return WakeUp(NAME, ref, record.get("order_ref", ""))
 
     # -- request to pay ----------------------------------------------------------------------------
     def _currency(self, payment: PaymentRequest) -> str:
-        if self.settings.target_environment == "sandbox":
+        if self.settings.target_environment == SANDBOX:
             return self.settings.currency  # sandbox money: whatever currency the sandbox takes
         if payment.currency != self.settings.currency:
             raise PaymentError(f"MTN MoMo is set up for {self.settings.currency}, not {payment.currency}")
         return payment.currency
 
-    def _send(self, ref: str, payment: PaymentRequest, record: dict[str, str]) -> PaymentResult:
+    def _send(self, ref: str, payment: PaymentRequest, record: dict[str, str], first: bool = True) -> PaymentResult:
+        """``first``: no earlier attempt for this reference, whose answer we never had."""
         headers = {"X-Reference-Id": ref, "Content-Type": "application/json"}
         if self.settings.callback_url:
             headers["X-Callback-Url"] = self.settings.callback_url
@@ -246,22 +332,24 @@ class MtnMomo:
         self.records.journal_request(ref, record)
         try:
             status, payload = self._api("POST", REQUEST_PATH, headers, body)
-            if status >= 500 or status in (401, 403):
-                raise ProviderUnavailable(f"MTN MoMo answered the request to pay with HTTP {status}")
         except ProviderUnavailable as exc:
-            # It may have reached MTN: the reference stays pending for the next attempt
-            # (same reference -> 409 if it did) and for the poller.
-            self.records.journal_request(ref, record, "payment.unavailable", error=str(exc)[:200])
-            log.warning("request to pay %s (order %s) not confirmed: %s", ref, payment.order_ref, exc)
+            self._unconfirmed(ref, payment, record, exc)
             raise
+        code, message = error_of(payload)
+        if code in CONFIGURATION_ERRORS:
+            raise self._misconfigured(ref, payment, record, status, code, message, first)
+        if status >= 500 or status in (401, 403):
+            what = f"MTN MoMo answered the request to pay with HTTP {status} {code}"
+            unavailable = ProviderUnavailable(what.rstrip())
+            self._unconfirmed(ref, payment, record, unavailable)
+            raise unavailable
         if status == 202:
             self.records.mark_sent(ref)
             log.info("request to pay %s sent to %s for order %s", ref, mask_tail(payment.payer), payment.order_ref)
             return self.records.result_of(ref, record)
         if status == 409:
             return self._adopt(ref, payment)
-        # Refused outright (400: invalid number, currency, amount...): it will not be paid.
-        code = str(payload.get("code", "")) if isinstance(payload, dict) else ""
+        # Refused outright (400: invalid number, amount...): it will not be paid.
         log.warning(
             "MTN MoMo refused request to pay %s (order %s): HTTP %s %s", ref, payment.order_ref, status, code[:60]
         )
@@ -269,6 +357,40 @@ class MtnMomo:
         learned = self.records.learn(ref, FAILED, REASONS.get(code.upper(), "other"), via="request")
         assert learned is not None
         return learned.result
+
+    def _unconfirmed(self, ref: str, payment: PaymentRequest, record: dict[str, str], exc: ProviderUnavailable) -> None:
+        # It may have reached MTN: the reference stays pending for the next attempt
+        # (same reference -> 409 if it did) and for the poller.
+        self.records.journal_request(ref, record, "payment.unavailable", error=str(exc)[:200])
+        log.warning("request to pay %s (order %s) not confirmed: %s", ref, payment.order_ref, exc)
+
+    def _misconfigured(
+        self,
+        ref: str,
+        payment: PaymentRequest,
+        record: dict[str, str],
+        status: int,
+        code: str,
+        message: str,
+        first: bool,
+    ) -> PaymentError:
+        """MTN refused the request for how we are set up: nothing exists at MTN, so the
+        payment fails now, is never sent again and never polled; the operator is told loudly.
+
+        Unless an earlier attempt with this reference went unanswered: that one may have
+        reached MTN before the configuration changed, so the reference stays pending for
+        the poller and the caller hears "unavailable" (an order failed that way is still
+        fulfilled if the money turns up; one failed as refused would not be)."""
+        log.error(
+            "MTN MoMo refused request to pay %s (order %s, payer %s) for our configuration: HTTP %s %s: %s"
+            " (check MTN_MOMO_CURRENCY, MTN_MOMO_CALLBACK_URL, MTN_MOMO_TARGET_ENVIRONMENT and the API user's rights)",
+            ref, payment.order_ref, mask_tail(payment.payer), status, code, message,
+        )
+        self.records.journal_request(ref, record, "payment.misconfigured", code=code, http_status=status)
+        if not first:
+            return ProviderUnavailable(f"MTN MoMo refused a retried request to pay ({code}); the first may be there")
+        self.records.refuse(ref, "other", code)
+        return ProviderMisconfigured(f"MTN MoMo refused the request to pay: {code}", code)
 
     def _adopt(self, ref: str, payment: PaymentRequest) -> PaymentResult:
         """409: MTN already has this reference. It can only be our own earlier attempt
@@ -308,7 +430,14 @@ class MtnMomo:
                 assert learned is not None
                 return learned.result
             return self.records.result_of(ref, record)
-        raise ProviderUnavailable(f"MTN MoMo status GET answered HTTP {status}")
+        code, message = error_of(payload)
+        if code in CONFIGURATION_ERRORS:
+            # Not an outage either: the poller keeps asking (the payment may exist at MTN,
+            # taken before the configuration changed), but the operator must hear of it.
+            log.error("MTN MoMo refused the status GET of %s for our configuration: HTTP %s %s: %s",
+                      ref, status, code, message)
+            raise ProviderMisconfigured(f"MTN MoMo refused the status GET: {code}", code)
+        raise ProviderUnavailable(f"MTN MoMo status GET answered HTTP {status} {code}".rstrip())
 
     def _get_status(self, ref: str) -> tuple[int, Any]:
         self._status_slot()
@@ -404,6 +533,19 @@ class MtnMomo:
             return exc.code, _json(raw)
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             raise ProviderUnavailable(f"{what}: {exc.__class__.__name__}: {exc}"[:300]) from exc
+
+
+# Digit runs long enough to be a phone number: masked before MTN's words reach our logs.
+_NUMBER = re.compile(r"\+?[0-9]{7,}")
+
+
+def error_of(payload: object) -> tuple[str, str]:
+    """MTN's ``{code, message}`` error body as (CODE, message for the log), or ("", "")."""
+    if not isinstance(payload, dict):
+        return "", ""
+    code = str(payload.get("code") or "").strip().upper()[:60]
+    message = str(payload.get("message") or "")[:200]
+    return code, _NUMBER.sub(lambda number: mask_tail(number.group()), message)
 
 
 def _is_uuid(value: str) -> bool:

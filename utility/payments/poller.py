@@ -15,6 +15,10 @@ idempotent by order_ref.
 Run it every few seconds: ``start_in_thread(app)`` beside the web server (one round per
 interval across all processes), or ``poll_job`` from a scheduled rq job. It only does
 what is due, and two rounds at once do no harm beyond a duplicate status call.
+
+``settle_job`` is the same look at one payment, now: the callback endpoint queues it when
+a provider's callback is only a wake-up (MTN's), so the callback is answered at once and
+the status call runs in the worker.
 """
 from __future__ import annotations
 
@@ -116,6 +120,41 @@ def _poll_one(
     # The last look is at the expiry itself, not some backoff after it.
     records.reschedule(ref, min(now + interval, created + settings.expiry), polls=polls)
     return None
+
+
+def settle(
+    app: Flask,
+    name: str,
+    provider_ref: str,
+    on_result: Callable[[PaymentResult], object] | None = None,
+) -> str:
+    """Ask provider ``name`` about one payment now and hand a final result to
+    ``on_result`` (default: the registered handler). Returns what happened: a hand-over
+    outcome (records.hand_over), "pending", or "status_unknown" (left to the poller)."""
+    from utility.payments import RESULTS_HANDLER, provider
+
+    chosen = provider(app, name)
+    records = PaymentRecords(get_redis(app), name)
+    try:
+        result = chosen.status(provider_ref)
+    except PaymentError as exc:
+        # The callback said something happened: have the poller look again soon rather
+        # than at the end of its backoff.
+        log.warning("payment %s: status unknown after its callback: %s; left to the poller", provider_ref, exc)
+        records.look_soon(provider_ref, time.time())
+        return "status_unknown"
+    if not result.final:
+        return "pending"  # still in the index: the poller keeps looking
+    handler = on_result if on_result is not None else app.extensions.get(RESULTS_HANDLER)
+    return records.hand_over(provider_ref, handler)
+
+
+def settle_job(name: str, provider_ref: str) -> str:
+    """``settle`` as an rq job (in the app context), queued by the callback endpoint."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    outcome = settle(app, name, provider_ref)
+    log.info("%s payment %s settled after its callback: %s", name, provider_ref, outcome)
+    return outcome
 
 
 @dataclass

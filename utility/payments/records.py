@@ -6,12 +6,14 @@ Per provider, under ``keys.payment(provider, ...)``:
 - ``keys.payment(p, provider_ref)``: hash, one payment request: order_ref, payer, amount,
   currency, state, reason, created_at, updated_at, ``sent`` ("" until the provider has
   answered the request, then "accepted" or "refused"), ``polls``, ``notified`` ("1" once the final
-  state was handed over) and ``via`` (who told us the state).
+  state was handed over), ``via`` (who told us the state) and, for a request the provider
+  refused for our configuration, ``error`` (its code).
 - ``keys.payment(p, "order:" + order_ref)``: hash, field ``provider_ref``: the one reference
   of an order (idempotency: asking again for the order reuses it).
 - ``keys.payment(p, "index:pending")``: sorted set of references still to settle, scored
   by when the poller should look at them next. A reference leaves it only once its final
-  state has been handed over, so a handler that failed is given the result again.
+  state has been handed over, so a handler that failed is given the result again (or when
+  the provider refused the request, see ``refuse``: there is nothing to ask about).
 
 Every request and every state learned is journaled (kinds ``payment.*``). Payers' numbers
 are masked in the journal and in logs; the record keeps the full number (the provider
@@ -30,6 +32,7 @@ from state import journal, keys
 from state.store import redis_failure_means
 from utility.customers import mask_tail
 from utility.payments.base import (
+    FAILED,
     FINAL_STATES,
     PENDING,
     PaymentError,
@@ -127,6 +130,18 @@ class PaymentRecords:
         if record.get("payer") != payment.payer or record.get("amount") != str(payment.amount):
             raise PaymentError(f"order {payment.order_ref} already asked for another payment")
 
+    def refuse(self, provider_ref: str, reason: str, code: str) -> None:
+        """The provider refused the request and the caller is told so by an exception: the
+        payment is failed, never sent again (``sent`` refused), never polled (out of the
+        index: the provider has nothing to ask about) and has nothing left to hand over."""
+        now = self.clock()
+        update = {"state": FAILED, "reason": reason, "sent": "refused", "notified": "1", "via": "request",
+                  "error": code, "updated_at": f"{now:.3f}"}
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self.key(provider_ref), mapping=update)
+        pipe.zrem(self.pending_key(), provider_ref)
+        pipe.execute()
+
     def mark_sent(self, provider_ref: str, how: str = "accepted") -> None:
         """The provider answered the request: ``accepted`` it, or ``refused`` it outright."""
         self.redis.hset(self.key(provider_ref), mapping={"sent": how, "updated_at": f"{self.clock():.3f}"})
@@ -208,6 +223,12 @@ class PaymentRecords:
         if polls is not None:
             pipe.hset(self.key(provider_ref), "polls", str(polls))
         pipe.execute()
+
+    def look_soon(self, provider_ref: str, at: float) -> None:
+        """Have the poller look at the payment at ``at`` if it is still to settle. XX: a
+        payment already handed over has left the index and must not come back, or the
+        poller would find it due, hand nothing over ("duplicate") and find it due again."""
+        self.redis.zadd(self.pending_key(), {provider_ref: at}, xx=True)
 
     def forget(self, provider_ref: str) -> None:
         self.redis.zrem(self.pending_key(), provider_ref)
