@@ -63,7 +63,8 @@ DEFAULTS: dict[str, Any] = {
     **SMS_DEFAULTS,  # SMS_PROVIDER (console), provider credentials...
     # Payments (utility.payments): the embedded demo provider, or MTN MoMo Collection.
     "PAYMENT_PROVIDER": "demo",
-    "PUBLIC_URL": "http://127.0.0.1:8000",  # where providers reach us; the demo calls back here
+    # PUBLIC_URL (in SMS_DEFAULTS): where providers reach us. Unset, the demo provider calls
+    # back http://127.0.0.1:<port>, and live providers refuse to start (check_live_config).
     "PAYMENTS_SECRET": None,  # demo callback HMAC key; None: from SECRET_KEY, else random, kept in Redis
     "DEMO_PAYMENT_DELAY": 3.0,
     "PAYMENT_POLL_AFTER": 30.0,  # seconds pending before the first status call
@@ -76,7 +77,7 @@ DEFAULTS: dict[str, Any] = {
     "MTN_MOMO_API_KEY": None,
     "MTN_MOMO_TARGET_ENVIRONMENT": "sandbox",  # e.g. mtncameroon in production
     "MTN_MOMO_CALLBACK_URL": None,  # None: no callback, polling only
-    "MTN_MOMO_CURRENCY": "EUR",  # EUR in sandbox, XAF in Cameroon
+    "MTN_MOMO_CURRENCY": None,  # required outside the sandbox (XAF in Cameroon); EUR in the sandbox
     "MTN_MOMO_CALLBACK_IPS": "",  # comma-separated CIDRs; empty: any source (never trusted anyway)
     "MTN_MOMO_TIMEOUT": 10.0,
     "MTN_MOMO_STATUS_RATE": 10,  # status GETs per second, all processes together
@@ -211,8 +212,18 @@ def serve_command(host: str, port: int, threads: int, workers: int | None, no_wo
         if not no_worker:
             from utility.payments import poller as payment_poller
 
+            # Settles payments whose callback never came; poll_round takes its own lease,
+            # so one process polls per interval.
+            every = float(app.config.get("PAYMENT_POLL_EVERY") or 10.0)
+            worker.register_periodic(app, "payment-poller", every,
+                                     lambda app: payment_poller.poll_round(app, lease=every * 0.9), lease=False)
             worker.start_in_thread(app)
-            payment_poller.start_in_thread(app)  # settles payments whose callback never came
+
+    def worker_exit(_arbiter: object, _worker: object) -> None:
+        # A graceful stop (SIGTERM, a reload) hands the scheduler's lock over at once.
+        background = worker.running(app)
+        if background is not None:
+            background.stop(timeout=5)
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -224,6 +235,7 @@ def serve_command(host: str, port: int, threads: int, workers: int | None, no_wo
                 "timeout": 30,
                 "accesslog": "-",
                 "post_worker_init": post_worker_init,
+                "worker_exit": worker_exit,
             }
             for name, value in settings.items():
                 self.cfg.set(name, value)
@@ -232,6 +244,45 @@ def serve_command(host: str, port: int, threads: int, workers: int | None, no_wo
             return app
 
     Server().run()
+
+
+def live_config_problems(config: Any) -> list[str]:
+    """What would fail silently with real providers: each problem names its variable.
+
+    Live means a provider that reaches real people: MTN MoMo outside its sandbox, Africa's
+    Talking with a username other than "sandbox", Twilio. Providers call us back there,
+    so the public URL must be set, and not a loopback address they would be told to call."""
+    from urllib.parse import urlsplit
+
+    problems: list[str] = []
+    live: list[str] = []
+    if config.get("PAYMENT_PROVIDER") == "mtn_momo":
+        from utility.payments import mtn_momo
+
+        if str(config.get("MTN_MOMO_TARGET_ENVIRONMENT") or "sandbox") != "sandbox":
+            live.append("MTN MoMo")
+        startup_problems = getattr(mtn_momo, "startup_problems", None)
+        if startup_problems is not None:
+            problems += startup_problems(config)
+    sms = config.get("SMS_PROVIDER")
+    if sms == "twilio" or (sms == "africastalking" and config.get("AFRICASTALKING_USERNAME") != "sandbox"):
+        live.append(str(sms))
+    if live:
+        public = str(config.get("PUBLIC_URL") or "")
+        host = urlsplit(public).hostname or ""
+        if not public:
+            problems.append(f"GUICHET_PUBLIC_URL is not set: {', '.join(live)} would be told to call back "
+                            "a loopback address; set it to this server's public https URL")
+        elif host in ("localhost", "127.0.0.1", "::1") or host.startswith("127."):
+            problems.append(f"GUICHET_PUBLIC_URL is {public}, a loopback address {', '.join(live)} cannot reach")
+    return problems
+
+
+def check_live_config(app: Flask) -> None:
+    """Refuse to start a server or worker whose configuration would fail silently."""
+    problems = live_config_problems(app.config)
+    if problems:
+        raise click.ClickException("refusing to start:\n  " + "\n  ".join(problems))
 
 
 def seed_embedded_demo(app: Flask) -> None:
