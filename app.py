@@ -261,9 +261,7 @@ def live_config_problems(config: Any) -> list[str]:
 
         if str(config.get("MTN_MOMO_TARGET_ENVIRONMENT") or "sandbox") != "sandbox":
             live.append("MTN MoMo")
-        startup_problems = getattr(mtn_momo, "startup_problems", None)
-        if startup_problems is not None:
-            problems += startup_problems(config)
+        problems += mtn_momo.startup_problems(config)
     sms = config.get("SMS_PROVIDER")
     if sms == "twilio" or (sms == "africastalking" and config.get("AFRICASTALKING_USERNAME") != "sandbox"):
         live.append(str(sms))
