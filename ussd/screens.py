@@ -220,6 +220,8 @@ def _no_account(session: Session, ctx: Context) -> str:
 
 
 def _too_many_invalid(session: Session, ctx: Context) -> str:
+    if not ctx.service_code.startswith("*"):  # a gateway's service id (Hubtel app): no code to dial
+        return text(session.lang, "end.invalid_no_code")
     return text(session.lang, "end.invalid", code=ctx.service_code)
 
 

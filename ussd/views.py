@@ -88,7 +88,10 @@ def hop(gateway: str) -> Response:
         parsed = adapter.parse(request)
     except BadCallback as exc:
         log.info("refused %s callback: %s", gateway, exc)
-        return bad_request(str(exc))
+        # A gateway that shows a 400 as a crash on the handset answers its own way.
+        refuse = getattr(adapter, "refuse", None)
+        answer = refuse(exc) if refuse is not None else None
+        return answer if answer is not None else bad_request(str(exc))
     try:
         screen = engine().answer(parsed)
     except Exception:  # a bug must still give the customer an answer, not a dead handset
