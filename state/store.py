@@ -3,6 +3,14 @@
 The embedded store (fakeredis) lets `make run` work on a machine with no Redis server.
 It lives in this process only, so the web app and the worker must share the process,
 and it is gone when the process exits: it is for trying Guichet, never for production.
+
+Every client of a real server has a socket timeout (GUICHET_REDIS_TIMEOUT, 2 s) and a
+connect timeout (GUICHET_REDIS_CONNECT_TIMEOUT, 1 s): a frozen Redis (paused, swapping,
+a network that drops packets) must turn into an error the caller handles (a polite END
+screen, a 503 from /readyz) within seconds, never a request thread held for as long as
+the freeze lasts. redis-py retries a failed command 3 times with backoff by default,
+which would multiply that bound; ours retries once, at once, and only a broken
+connection (the pooled socket of a Redis that restarted), never a timeout.
 """
 from __future__ import annotations
 
@@ -14,12 +22,17 @@ from typing import ParamSpec, TypeVar
 import fakeredis
 import redis
 from flask import Flask, current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from rq.connections import get_connection_kwargs
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
 EXTENSION = "guichet.redis"
+TIMEOUT = 2.0  # seconds a command may take (GUICHET_REDIS_TIMEOUT)
+CONNECT_TIMEOUT = 1.0  # seconds to open a connection (GUICHET_REDIS_CONNECT_TIMEOUT)
 
 _embedded_server: fakeredis.FakeServer | None = None
 
@@ -30,6 +43,13 @@ EMBEDDED_WARNING = (
     "!! Fine for trying Guichet; set REDIS_URL=redis://host:6379/0 for anything real.\n"
     + "!" * 78
 )
+
+
+def one_quick_retry() -> Retry:
+    """Retry a command once, at once, after a broken connection only: a Redis that
+    restarted leaves every pooled socket dead, and the second try opens a new one. A
+    timeout is not retried: the caller's time bound stays the timeout, not a multiple."""
+    return Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
 
 
 def embedded_server() -> fakeredis.FakeServer:
@@ -53,7 +73,7 @@ class Store:
         self.embedded = embedded
 
     @classmethod
-    def from_url(cls, url: str | None) -> "Store":
+    def from_url(cls, url: str | None, timeout: float = TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT) -> "Store":
         if not url:
             server = embedded_server()
             return cls(
@@ -61,9 +81,10 @@ class Store:
                 fakeredis.FakeRedis(server=server),
                 embedded=True,
             )
+        bounded = {"socket_timeout": timeout, "socket_connect_timeout": connect_timeout, "health_check_interval": 30}
         return cls(
-            redis.Redis.from_url(url, decode_responses=True, health_check_interval=30),
-            redis.Redis.from_url(url),
+            redis.Redis.from_url(url, decode_responses=True, retry=one_quick_retry(), **bounded),
+            redis.Redis.from_url(url, retry=one_quick_retry(), **bounded),
             embedded=False,
         )
 
@@ -72,17 +93,38 @@ class Store:
         """Wrap a test's client (fakeredis or real) in a Store sharing its connection."""
         pool = client.connection_pool
         if isinstance(client, fakeredis.FakeRedis):
-            jobs = fakeredis.FakeRedis(server=pool.connection_kwargs["server"])
+            jobs = _fake_twin(client)
         else:
             kwargs = {**pool.connection_kwargs, "decode_responses": False}
             jobs = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
         return cls(client, jobs, embedded=False)
+
+    def blocking_jobs_client(self, socket_timeout: float) -> redis.Redis:
+        """A bytes client of its own for a command that blocks on purpose (the rq worker's
+        BLMOVE waits up to its dequeue timeout for a job): its socket timeout must outlast
+        that wait, and rq raises the timeout of whatever pool it is given, so the worker
+        must not share the pool the web requests enqueue through."""
+        pool = self.jobs.connection_pool
+        if isinstance(self.jobs, fakeredis.FakeRedis):
+            return _fake_twin(self.jobs)
+        # rq's copy of the settings, without the runtime state redis-py keeps among them.
+        kwargs = get_connection_kwargs(self.jobs)
+        kwargs.update(socket_timeout=socket_timeout, retry=one_quick_retry())
+        return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
     def ping(self) -> bool:
         try:
             return bool(self.data.ping())
         except redis.RedisError:
             return False
+
+
+def _fake_twin(client: fakeredis.FakeRedis) -> fakeredis.FakeRedis:
+    """A bytes client on the same fake server as ``client``. A FakeRedis made without a
+    server gets one of its own, found again by its (random) host and port and version."""
+    settings = client.connection_pool.connection_kwargs
+    same = ("server", "host", "port", "version", "server_type", "lua_modules")
+    return fakeredis.FakeRedis(**{name: settings[name] for name in same if settings.get(name) is not None})
 
 
 def init_app(app: Flask) -> None:
@@ -99,7 +141,11 @@ def get_store(app: Flask | None = None) -> Store:
         if client is not None:
             store = Store.from_client(client)
         else:
-            store = Store.from_url(app.config.get("REDIS_URL"))
+            store = Store.from_url(
+                app.config.get("REDIS_URL"),
+                timeout=float(app.config.get("REDIS_TIMEOUT") or TIMEOUT),
+                connect_timeout=float(app.config.get("REDIS_CONNECT_TIMEOUT") or CONNECT_TIMEOUT),
+            )
             if store.embedded:
                 log.warning(EMBEDDED_WARNING)
         app.extensions[EXTENSION] = store
@@ -109,6 +155,20 @@ def get_store(app: Flask | None = None) -> Store:
 def get_redis(app: Flask | None = None) -> redis.Redis:
     """The decoded-str client of the current app."""
     return get_store(app).data
+
+
+def caused_by_redis_outage(error: BaseException | None) -> bool:
+    """Whether ``error``, or what it was raised from, is Redis being away (a broken
+    connection, a timeout), not a refused command: e.g. a service's "unavailable" error
+    raised by `redis_failure_means` during an outage, which a caller may rather retry in
+    seconds than treat as its backend being down."""
+    for _ in range(10):
+        if error is None:
+            return False
+        if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def redis_failure_means(
