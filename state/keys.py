@@ -156,6 +156,12 @@ def bill_payment(account_number: str, reference: str) -> str:
     return _key(f"acct:{account_number}", f"bill:{reference}")
 
 
+# -- background work ---------------------------------------------------------------------
+def background_lease(task: str) -> str:
+    """String: held by the process running a periodic task's current round."""
+    return _key("background", f"lease:{task}")
+
+
 # -- streams ------------------------------------------------------------------------
 def journal() -> str:
     """Stream of every state change (sessions now; orders, campaigns later)."""

@@ -1,33 +1,104 @@
-"""Background jobs: one rq queue on Guichet's Redis, and the worker that runs it.
+"""Background jobs: one rq queue on Guichet's Redis, the worker that runs it, the
+scheduler that releases its delayed jobs, and periodic tasks; each supervised.
 
-`guichet serve` runs the worker in a thread of the web process (the only way to share
-the embedded store); `guichet worker` runs it on its own against REDIS_URL. Jobs run
-inside the Flask app context, so they reach the same configuration and services as
+`guichet serve` runs them in threads of each web process (the only way to share the
+embedded store); `guichet worker` runs the same set on its own against REDIS_URL. Jobs
+run inside the Flask app context, so they reach the same configuration and services as
 the web requests that queued them.
+
+Supervision: every background loop runs under a `Supervised` thread that restarts it
+when it dies, so a Redis restart or a bug in one round never stops background work for
+good. A loop that dies while Redis does not answer is restarted as soon as Redis answers
+again (it could do nothing before); one that dies with Redis up is restarted after a
+backoff (0.5 s, doubling, at most 30 s; back to 0.5 s after a healthy minute), so a bug
+does not spin. Each death and restart is logged, and /readyz answers 503 naming a
+required loop (the worker, the scheduler) while it is down.
+
+Crashes: a worker killed mid-job (SIGKILL, OOM, a lost host) leaves its job in rq's
+StartedJobRegistry, where rq would fail it only minutes later. Each live worker keeps an
+"alive" key, refreshed every second; the reclaimer requeues within seconds a started job
+whose worker has no alive key, or is a process of this machine that no longer runs. Our
+jobs are idempotent and check state before acting (fulfil an order, deliver an SMS,
+approve a demo payment), so running an abandoned job again is safe; the SMS outbox never
+sends a message twice because deliver() refuses a message that is not "queued". For the
+same reason a job that failed only because Redis was away (a timeout, a restart: the
+error or its cause is a redis ConnectionError or TimeoutError), or could not get a lock
+(state.locks.LockTimeout: a holder that an outage or a crash left behind keeps it until
+it expires), is run again after 1 s, 2 s, 5 s... instead of failing for good.
+
+Redis blocking: the worker waits for a job in a BLMOVE of GUICHET_WORKER_DEQUEUE_TIMEOUT
+(5 s), on a connection of its own whose socket timeout is that plus 10 s (rq's own rule);
+every other client keeps the short GUICHET_REDIS_TIMEOUT of state.store.
 """
 from __future__ import annotations
 
+import datetime
 import logging
+import math
+import os
+import secrets
+import signal
+import socket
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import click
+import redis
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from rq import Queue, SimpleWorker
-from rq.job import Job
+from rq.exceptions import NoSuchJobError
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
+from rq.scripts import ACQUIRE_OR_REFRESH_LOCK_SCRIPT, acquire_or_refresh_lock
 from rq.timeouts import TimerDeathPenalty
+from rq.utils import as_text, now, parse_composite_key, utcformat
 
-from state.store import get_store
+from state import keys
+from state.locks import LockTimeout
+from state.store import caused_by_redis_outage, get_store
 
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "guichet"
+QUEUES = (QUEUE_NAME,)  # what the worker takes, in priority order
+
+BACKGROUND = "guichet.background"  # app.extensions: the running Background
+PERIODIC = "guichet.periodic"  # app.extensions: {name: Periodic} to start with it
+
+DEQUEUE_TIMEOUT = 5  # seconds the worker blocks for a job (GUICHET_WORKER_DEQUEUE_TIMEOUT)
+SCHEDULER_INTERVAL = 1  # seconds between two looks at the delayed jobs (whole: rq sets TTLs from it)
+RESTART_FIRST, RESTART_MAX = 0.5, 30.0  # backoff of a loop that dies with Redis up...
+HEALTHY_AFTER = 60.0  # ...reset once it has run this long
+OUTAGE_RESTART_MAX = 2.0  # at most this after a Redis error, once Redis answers
+REDIS_WAIT = 0.5  # seconds between two pings while a dead loop waits for Redis
+ALIVE_TTL = 30  # seconds a worker's alive key outlives its last refresh
+RECLAIM_EVERY = 1.0  # seconds between two looks for abandoned jobs
+RECLAIM_GRACE = 2.0  # a live worker of ours may not show its job for this long
+TAKEN_GRACE = 3.0  # a job taken from the queue but not started, for this long, is lost
+# Redis-only failures of a job (a timeout, a restart) are retried after these delays.
+REDIS_RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120, 300)
+GUICHET_MARK = "guichet_alive_key"  # a field of the rq worker hash of the workers that keep one
 
 
-def queue(app: Flask | None = None) -> Queue:
-    return Queue(QUEUE_NAME, connection=get_store(app).jobs)
+def queue(app: Flask | None = None, name: str = QUEUE_NAME) -> Queue:
+    return Queue(name, connection=get_store(app).jobs)
+
+
+# -- the worker -------------------------------------------------------------------------------
+# The rq workers running in this process, by name: the reclaimer knows exactly which jobs
+# they run, without waiting for any key to expire.
+_live_workers: dict[str, "AppWorker"] = {}
+
+
+def live_executions() -> dict[str, set[str]]:
+    """{worker name: ids of the executions it runs} for every live worker of this process."""
+    return {name: set(rq_worker.executions.copy()) for name, rq_worker in _live_workers.copy().items()}
 
 
 class AppWorker(SimpleWorker):
@@ -35,9 +106,16 @@ class AppWorker(SimpleWorker):
 
     # SIGALRM-based job timeouts only work in the main thread; a timer works anywhere.
     death_penalty_class = TimerDeathPenalty
+    # rq retries a lost connection while waiting for a job, doubling its wait up to a
+    # minute; once Redis is back, a second is as long as we want jobs to wait.
+    max_connection_wait_time = 1.0
 
-    def __init__(self, app: Flask, *args: object, in_thread: bool = False, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, app: Flask, *args: Any, in_thread: bool = False, dequeue_timeout: int = DEQUEUE_TIMEOUT, **kwargs: Any
+    ) -> None:
+        # rq blocks for worker_ttl - 15 s and wants a socket timeout of that + 10 s.
+        kwargs.setdefault("worker_ttl", dequeue_timeout + 15)
+        super().__init__(*args, **kwargs)
         self.app = app
         self.in_thread = in_thread
 
@@ -46,76 +124,587 @@ class AppWorker(SimpleWorker):
         if not self.in_thread:
             super()._install_signal_handlers()
 
+    def subscribe(self) -> None:
+        # rq's command channel (pubsub) costs a thread and a connection per worker, and
+        # its commands (kill a forked horse, stop by signal) do not apply to a thread.
+        pass
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        super().bootstrap(*args, **kwargs)
+        # Alive before the first job: a job started without it would look abandoned.
+        mark_alive(self.connection, self.name)
+        self.connection.hset(self.key, GUICHET_MARK, "1")  # ours: it keeps an alive key
+        _live_workers[self.name] = self
+
+    def teardown(self) -> None:
+        _live_workers.pop(self.name, None)  # whatever it still holds is abandoned now
+        try:
+            self.connection.delete(alive_key(self.name))
+        except redis.RedisError:
+            pass  # Redis away: the reclaimer still knows this process's dead workers
+        super().teardown()
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        # rq loops in here until a job comes, deaf to a stop request: come out at each
+        # timeout, so stop() takes effect within a dequeue timeout.
+        while True:
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time or timeout)
+            if result is not None or timeout is None or self._stop_requested or max_idle_time:
+                return result
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        super().handle_exception(job, *exc_info)
+        # A job that failed only because Redis was away (a timeout, a restart), or because
+        # a lock stayed held (by a holder that an outage or a crash left behind, until the
+        # lock expires), runs again later, as jobs of a worker that died do: they are
+        # idempotent by design.
+        error = exc_info[1]
+        if (caused_by_redis_outage(error) or isinstance(error, LockTimeout)) and not job.should_retry:
+            tries = int(job.meta.get("redis_retries", 0))
+            if tries < len(REDIS_RETRY_DELAYS):
+                job.meta["redis_retries"] = tries + 1
+                job.retries_left, job.retry_intervals = 1, [REDIS_RETRY_DELAYS[tries]]
+                log.warning("job %s failed on %s (Redis away, or a lock held): retried in %d s", job.id,
+                            type(error).__name__, REDIS_RETRY_DELAYS[tries])
+
     def execute_job(self, job: Job, queue: Queue) -> None:
         with self.app.app_context():
             super().execute_job(job, queue)
 
 
+def dequeue_timeout(app: Flask) -> int:
+    return max(1, int(app.config.get("WORKER_DEQUEUE_TIMEOUT") or DEQUEUE_TIMEOUT))
+
+
 def make_worker(app: Flask, in_thread: bool = False) -> AppWorker:
-    store = get_store(app)
-    return AppWorker(app, [queue(app)], connection=store.jobs, in_thread=in_thread)
+    """A worker on a connection of its own whose socket timeout outlasts its blocking
+    wait for a job (see Store.blocking_jobs_client)."""
+    wait = dequeue_timeout(app)
+    connection = get_store(app).blocking_jobs_client(socket_timeout=wait + 10)
+    return AppWorker(app, list(QUEUES), connection=connection, in_thread=in_thread, dequeue_timeout=wait)
 
 
+# -- the scheduler ------------------------------------------------------------------------------
 class ThreadScheduler(RQScheduler):
     """rq's scheduler (delayed jobs, retries with backoff) in a thread.
 
     rq forks its scheduler into a process of its own, which cannot see the embedded
     store; in a thread it shares the store with the web requests.
+
+    One scheduler at a time holds a queue's lock. rq's lock lives interval + 60 s and a
+    scheduler without it tries again only every 2 minutes: after a crash, nothing
+    delayed ran for two minutes. Ours lives a few intervals, is refreshed every loop,
+    is tried for every loop while another holds it, and is released on stop.
     """
+
+    def __init__(self, queues: Iterable[str], connection: redis.Redis, interval: int = SCHEDULER_INTERVAL,
+                 name: str | None = None) -> None:
+        super().__init__(list(queues), connection=connection, interval=interval, name=name)
+        self.lock_ttl = max(5, math.ceil(5 * interval))  # whole seconds (rq's lock script uses EX)
+        self._wake = threading.Event()
 
     def _install_signal_handlers(self) -> None:
         pass  # signals belong to the web server that hosts us
 
+    @property
+    def should_reacquire_locks(self) -> bool:
+        return self._queue_names != self.acquired_locks
+
+    def acquire_locks(self, auto_start: bool = False) -> set[str]:
+        held = set()
+        for name in self._queue_names:
+            outcome = acquire_or_refresh_lock(self.connection, self.get_locking_key(name), self.name, self.lock_ttl)
+            if outcome == "acquired":
+                log.info("scheduler %s took the lock of queue %r", self.name, name)
+            if outcome in ("acquired", "refreshed"):
+                held.add(name)
+        if held != self._acquired_locks:
+            self._scheduled_job_registries = []
+        self._acquired_locks = held
+        self.lock_acquisition_time = datetime.datetime.now()
+        return held
+
+    def heartbeat(self) -> None:
+        """rq's heartbeat with our lock TTL: refresh the locks held, drop those lost."""
+        self.last_heartbeat = now()
+        held = sorted(self._acquired_locks)
+        script = self.connection.register_script(ACQUIRE_OR_REFRESH_LOCK_SCRIPT)
+        with self.connection.pipeline() as pipe:
+            pipe.hset(self.key, "last_heartbeat", utcformat(self.last_heartbeat))
+            pipe.expire(self.key, int(self.interval) + 60)
+            for name in held:
+                script(keys=[self.get_locking_key(name)], args=[self.name, self.lock_ttl], client=pipe)
+            outcomes = pipe.execute()[2:]
+        lost = {name for name, outcome in zip(held, outcomes) if outcome == 0}
+        if lost:
+            log.warning("scheduler %s lost the lock of %s to another scheduler", self.name, ", ".join(sorted(lost)))
+            self._acquired_locks -= lost
+            self._scheduled_job_registries = []
+
+    def request_stop(self, signum: object = None, frame: object = None) -> None:
+        super().request_stop(signum, frame)
+        self._wake.set()
+
+    def work(self) -> None:  # type: ignore[override]
+        self.register_birth()
+        try:
+            while not self._stop_requested:
+                if self.should_reacquire_locks:
+                    self.acquire_locks()
+                self.heartbeat()
+                self.enqueue_scheduled_jobs()
+                self._wake.wait(self.interval)
+        except BaseException as exc:
+            if not caused_by_redis_outage(exc):  # (with Redis away, releasing would only time out)
+                self._release_quietly()
+            raise
+        self._release_quietly()
+
+    def _release_quietly(self) -> None:
+        try:
+            self.stop()  # release the locks: another scheduler takes over at once
+        except redis.RedisError:
+            pass  # the lock expires by itself within lock_ttl
+
+
+# -- periodic tasks -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    every: float
+    task: Callable[[Flask], object]
+    lease: bool = True
+    required: bool = False
+
+
+def register_periodic(
+    app: Flask,
+    name: str,
+    every: float,
+    task: Callable[[Flask], object],
+    lease: bool = True,
+    *,
+    required: bool = False,
+) -> Periodic:
+    """Run ``task(app)`` in the app context every ``every`` seconds, supervised, beside
+    the worker: ``start_in_thread`` (`guichet serve`, `guichet worker`) starts it, and
+    one registered while they run starts at once.
+
+    With ``lease`` (SET NX PX of 0.9 × ``every``), one process among all those running
+    it does each round; without, every process does every round. A round that raises is
+    logged and the loop restarted after the supervisor's backoff (at once when Redis
+    comes back). ``required``: /readyz answers 503 while it is down. Registering a name
+    again replaces the task of that name."""
+    if every <= 0:
+        raise ValueError(f"periodic task {name!r}: every must be > 0 seconds")
+    periodic = Periodic(name, float(every), task, lease, required)
+    app.extensions.setdefault(PERIODIC, {})[name] = periodic
+    background = running(app)
+    if background is not None:
+        background.add(_periodic_loop(app, periodic))
+    return periodic
+
+
+def _periodic_loop(app: Flask, periodic: Periodic) -> Supervised:
+    lease_key = keys.background_lease(periodic.name)
+    lease_ms = max(1, int(periodic.every * 900))  # expires before the next round is due
+
+    def rounds(stopping: threading.Event) -> None:
+        while not stopping.is_set():
+            if not periodic.lease or get_store(app).data.set(lease_key, secrets.token_hex(4), nx=True, px=lease_ms):
+                with app.app_context():
+                    periodic.task(app)
+            stopping.wait(periodic.every)
+
+    return Supervised(app, periodic.name, rounds, required=periodic.required)
+
+
+# -- abandoned jobs -------------------------------------------------------------------------------
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")  # containers may share a hostname, never this
+    except OSError:
+        return ""
+
+
+HOST = socket.gethostname()
+PID_NAMESPACE = _pid_namespace()
+
+
+def alive_key(worker_name: str) -> str:
+    return f"{SimpleWorker.redis_worker_namespace_prefix}{worker_name}:alive"
+
+
+def mark_alive(connection: redis.Redis, worker_name: str) -> None:
+    connection.set(alive_key(worker_name), f"{HOST}|{PID_NAMESPACE}|{os.getpid()}", ex=ALIVE_TTL)
+
+
+def _pid_runs(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # A zombie (killed, not reaped yet: its parent died too) runs no more.
+            return stat.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def worker_gone(alive: str | None) -> bool:
+    """Whether the worker whose alive key holds ``alive`` is gone (it is not one of this
+    process's live workers: those the reclaimer asks directly)."""
+    if alive is None:
+        return True  # never marked alive, or not refreshed for ALIVE_TTL
+    host, namespace, pid = (alive.rsplit("|", 2) + ["", ""])[:3]
+    if host != HOST or not namespace or namespace != PID_NAMESPACE or not pid.isdigit():
+        return False  # another machine: only the key's expiry tells
+    if int(pid) == os.getpid():
+        return True  # one of this process's workers that is no longer live
+    return not _pid_runs(int(pid))  # a process of this machine that died (SIGKILL, OOM)
+
+
+class Reclaimer:
+    """Requeues jobs whose worker died while running them (see the module docstring).
+
+    A job of a worker that is gone is requeued at once. One that a live worker of this
+    process shows no execution of is requeued once that has lasted ``grace``: a worker
+    records its execution a moment before it shows it as its own, and clears it a moment
+    after. A job in rq's intermediate list but not started (its worker took it from the
+    queue, then died, or lost Redis before it could start it and went on without it)
+    goes back once it has been seen there for ``intermediate_grace``: a live worker
+    spends a millisecond there, and all the observations of a round that failed on Redis
+    are forgotten, so a worker held there by a frozen Redis is not mistaken for a dead
+    one. Workers that are not Guichet's (a plain `rq worker`) keep no alive key: their
+    jobs are left to rq's own expiry.
+    """
+
+    def __init__(self, connection: redis.Redis, grace: float = RECLAIM_GRACE,
+                 intermediate_grace: float = TAKEN_GRACE) -> None:
+        self.connection = connection
+        self.grace = grace
+        self.intermediate_grace = intermediate_grace
+        self.suspects: dict[str, float] = {}
+
+    def round(self, now: float | None = None) -> list[str]:
+        """One look; returns the ids of the jobs requeued."""
+        now = time.time() if now is None else now
+        local = live_executions()
+        seen: dict[str, float] = {}
+        requeued: list[str] = []
+        for name in QUEUES:
+            jobs_queue = Queue(name, connection=self.connection)
+            registry = jobs_queue.started_job_registry
+            started: set[str] = set()
+            for raw, score in self.connection.zrange(registry.key, 0, -1, withscores=True):
+                composite = as_text(raw)
+                started.add(parse_composite_key(composite)[0])
+                verdict = self._verdict(composite, score, now, local)
+                if verdict == "live":
+                    continue
+                if verdict == "unseen":
+                    first = seen[composite] = self.suspects.get(composite, now)
+                    if now - first < self.grace:
+                        continue
+                if self._requeue_started(jobs_queue, registry, composite):
+                    requeued.append(parse_composite_key(composite)[0])
+            for raw in self.connection.lrange(jobs_queue.intermediate_queue_key, 0, -1):
+                job_id = as_text(raw)
+                if job_id in started:
+                    continue
+                first = seen["taken:" + job_id] = self.suspects.get("taken:" + job_id, now)
+                if now - first >= self.intermediate_grace and self._requeue_taken(jobs_queue, job_id):
+                    requeued.append(job_id)
+        self.suspects = seen
+        return requeued
+
+    def _verdict(self, composite: str, score: float, now: float, local: dict[str, set[str]]) -> str:
+        """live | gone | unseen (a live worker of this process does not show it)."""
+        _job_id, execution_id = parse_composite_key(composite)
+        worker_name = self.connection.hget(Execution.from_composite_key(composite, self.connection).key, "worker_name")
+        if not worker_name:
+            return "gone" if score < now else "live"  # no execution record left: rq's own expiry decides
+        worker_name = as_text(worker_name)
+        if worker_name in local:
+            return "live" if execution_id in local[worker_name] else "unseen"
+        alive = self.connection.get(alive_key(worker_name))
+        if alive is None and self.connection.hexists(SimpleWorker.redis_worker_namespace_prefix + worker_name,
+                                                      "birth") and not self.connection.hexists(
+                SimpleWorker.redis_worker_namespace_prefix + worker_name, GUICHET_MARK):
+            return "gone" if score < now else "live"  # not one of ours: rq's own expiry decides
+        return "gone" if worker_gone(as_text(alive) if alive is not None else None) else "live"
+
+    def _requeue_started(self, jobs_queue: Queue, registry: StartedJobRegistry, composite: str) -> bool:
+        job_id, _execution_id = parse_composite_key(composite)
+        try:
+            job = Job.fetch(job_id, connection=self.connection)
+        except NoSuchJobError:
+            self.connection.zrem(registry.key, composite)
+            return False
+        with self.connection.pipeline() as pipe:
+            for _ in range(5):
+                try:
+                    # WATCH, then one MULTI: the entry leaves the registry exactly when the
+                    # job goes back on the queue, and two reclaimers cannot both requeue it.
+                    pipe.watch(registry.key)
+                    if pipe.zscore(registry.key, composite) is None:
+                        return False
+                    running = job.get_status(refresh=True) == JobStatus.STARTED
+                    pipe.multi()
+                    pipe.zrem(registry.key, composite)
+                    if running:
+                        job.started_at = job.ended_at = None
+                        # What rq's own registry.requeue() does, inside our MULTI.
+                        jobs_queue._enqueue_job(job, pipeline=pipe, at_front=True)
+                    pipe.execute()
+                except redis.WatchError:
+                    continue
+                if running:
+                    log.warning("job %s (%s) was running in a worker that died: requeued", job_id, job.func_name)
+                return running
+        return False
+
+    def _requeue_taken(self, jobs_queue: Queue, job_id: str) -> bool:
+        key = jobs_queue.intermediate_queue_key
+        with self.connection.pipeline() as pipe:
+            for _ in range(5):
+                try:
+                    pipe.watch(key)
+                    if job_id not in {as_text(raw) for raw in pipe.lrange(key, 0, -1)}:
+                        return False
+                    pipe.multi()
+                    pipe.lrem(key, 1, job_id)
+                    pipe.lpush(jobs_queue.key, job_id)
+                    pipe.execute()
+                except redis.WatchError:
+                    continue
+                log.warning("job %s was taken by a worker that died before starting it: requeued", job_id)
+                return True
+        return False
+
+
+def reclaim_abandoned(connection: redis.Redis) -> list[str]:
+    """Requeue now the jobs of dead workers (`guichet worker --burst` does it first)."""
+    return Reclaimer(connection, grace=0, intermediate_grace=0).round()
+
+
+# -- supervision ------------------------------------------------------------------------------------
+class Supervised:
+    """One background loop in a thread of its own, restarted whenever it dies.
+
+    ``run(stopping)`` is the loop: it returns once ``stopping`` is set; returning before
+    that, or raising, is a death. ``on_stop`` wakes a loop blocked elsewhere (the rq
+    worker waiting for a job).
+    """
+
+    def __init__(self, app: Flask, name: str, run: Callable[[threading.Event], None], *, required: bool,
+                 on_stop: Callable[[], None] | None = None) -> None:
+        self.app = app
+        self.name = name
+        self.run = run
+        self.required = required
+        self.on_stop = on_stop
+        self.stopping = threading.Event()
+        self.state = "starting"  # up | down | stopped
+        self.detail = ""
+        self.deaths = 0
+        self.thread = threading.Thread(target=self._supervise, name=f"guichet-{name}", daemon=True)
+
+    @property
+    def down(self) -> bool:
+        return self.state == "down" or (self.state != "stopped" and not self.thread.is_alive())
+
+    def _supervise(self) -> None:
+        failures = 0
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            self.state, self.detail = "up", ""
+            error: BaseException | None = None
+            try:
+                self.run(self.stopping)
+            except BaseException as exc:  # noqa: BLE001 (whatever ends the loop is its death)
+                error = exc
+            if self.stopping.is_set():
+                break
+            ran = time.monotonic() - started
+            self.deaths += 1
+            self.state = "down"
+            failures = 0 if ran >= HEALTHY_AFTER else failures
+            reason = f"{type(error).__name__}: {error}" if error is not None else "it returned"
+            outage = error is not None and caused_by_redis_outage(error)
+            log.error("background %s died after %.1f s: %s", self.name, ran, reason,
+                      exc_info=None if outage or error is None else error)  # an outage needs no traceback
+            if not get_store(self.app).ping():
+                # It can do nothing without Redis: restart it as soon as Redis answers,
+                # not at the end of a backoff that grew during the outage.
+                self.detail = "waiting for Redis"
+                log.warning("background %s waits for Redis to answer", self.name)
+                while not self.stopping.is_set() and not get_store(self.app).ping():
+                    self.stopping.wait(REDIS_WAIT)
+            else:
+                failures += 1
+                # An outage that is over already (Redis answers now) costs a short wait at
+                # most: a backoff grown by earlier outages must not delay the recovery.
+                delay = min(OUTAGE_RESTART_MAX if outage else RESTART_MAX, RESTART_FIRST * 2 ** (failures - 1))
+                self.detail = f"restarting in {delay:g} s"
+                self.stopping.wait(delay)
+            if not self.stopping.is_set():
+                log.warning("background %s restarted (death %d)", self.name, self.deaths)
+        self.state = "stopped"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.on_stop is not None:
+            try:
+                self.on_stop()
+            except Exception:  # Redis away: the loop ends at its next timeout anyway
+                log.debug("waking %s to stop failed", self.name, exc_info=True)
+
+    def describe(self) -> str:
+        state = "down" if self.down else self.state
+        return f"{self.name} {state}" + (f" ({self.detail})" if state == "down" and self.detail else "")
+
 
 @dataclass
 class Background:
-    """The worker and scheduler threads running beside the web server."""
+    """The supervised loops running beside the web server (or in `guichet worker`)."""
 
-    worker: AppWorker
-    scheduler: ThreadScheduler
-    threads: list[threading.Thread]
+    app: Flask
+    loops: dict[str, Supervised] = field(default_factory=dict)
+    workers: dict[str, AppWorker] = field(default_factory=dict)  # the rq worker running now
+
+    def add(self, loop: Supervised) -> Supervised:
+        replaced = self.loops.get(loop.name)
+        if replaced is not None:
+            replaced.stop()
+        self.loops[loop.name] = loop
+        loop.start()
+        return loop
 
     def is_alive(self) -> bool:
-        return all(thread.is_alive() for thread in self.threads)
+        return bool(self.loops) and all(loop.thread.is_alive() for loop in self.loops.values())
+
+    def down(self, required_only: bool = True) -> list[Supervised]:
+        return [loop for loop in self.loops.values() if loop.down and (loop.required or not required_only)]
 
     def stop(self, timeout: float = 10) -> None:
-        self.scheduler.request_stop()
-        self.worker._stop_requested = True  # rq's own flag, checked between jobs...
-        Queue(QUEUE_NAME, connection=self.worker.connection).enqueue(_wake_up)  # ...so wake it
-        for thread in self.threads:
-            thread.join(timeout)
+        if self.app.extensions.get(BACKGROUND) is self:
+            del self.app.extensions[BACKGROUND]
+        loops = list(self.loops.values())
+        for loop in loops:
+            loop.stop()
+        deadline = time.monotonic() + timeout
+        for loop in loops:
+            if loop.thread.ident is not None:  # started
+                loop.thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _wake_up() -> None:
-    """A job that does nothing: it ends the worker's blocking wait for work."""
+    """A job that does nothing: it ends a worker's blocking wait for work."""
+
+
+def running(app: Flask) -> Background | None:
+    """The background loops running in this process for ``app``, if any."""
+    return app.extensions.get(BACKGROUND)
 
 
 def start_in_thread(app: Flask) -> Background:
-    """Run the worker and its scheduler beside the web server, in this process."""
-    worker = make_worker(app, in_thread=True)
-    scheduler = ThreadScheduler([QUEUE_NAME], connection=get_store(app).jobs, interval=1)
-    threads = [
-        threading.Thread(target=scheduler.work, name="guichet-scheduler", daemon=True),
-        threading.Thread(target=worker.work, name="guichet-worker", daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
-    log.info("background worker and scheduler running in-process on queue %r", QUEUE_NAME)
-    return Background(worker, scheduler, threads)
+    """Run the worker, its scheduler, the reclaimer and every registered periodic task
+    beside the web server, in this process, each in a supervised thread."""
+    if running(app) is not None:
+        raise RuntimeError("the background loops already run for this app")
+    background = app.extensions[BACKGROUND] = Background(app)
+
+    def work(stopping: threading.Event) -> None:
+        rq_worker = make_worker(app, in_thread=True)
+        background.workers = {rq_worker.name: rq_worker}
+        try:
+            if not stopping.is_set():
+                rq_worker.work()
+        finally:
+            background.workers = {}
+        if not stopping.is_set():
+            raise RuntimeError("the rq worker quit (see the error it logged)")
+
+    def wake_worker() -> None:
+        for rq_worker in background.workers.values():
+            rq_worker._stop_requested = True  # rq's own flag, checked between jobs...
+            queue(app).enqueue(_wake_up)  # ...so end its wait (or another's: then within a dequeue timeout)
+
+    # One name across restarts: a restarted scheduler refreshes the lock it held.
+    scheduler_name = f"{HOST}.{os.getpid()}.{secrets.token_hex(3)}"
+    schedulers: list[ThreadScheduler] = []
+
+    def schedule(stopping: threading.Event) -> None:
+        scheduler = ThreadScheduler(QUEUES, connection=get_store(app).jobs, name=scheduler_name)
+        schedulers[:] = [scheduler]
+        if not stopping.is_set():
+            scheduler.work()
+
+    def stop_scheduler() -> None:
+        for scheduler in schedulers:
+            scheduler.request_stop()
+
+    reclaimer = Reclaimer(get_store(app).jobs)
+
+    def reclaim(stopping: threading.Event) -> None:
+        while not stopping.is_set():
+            for name in list(background.workers):
+                mark_alive(get_store(app).jobs, name)
+            try:
+                reclaimer.round()
+            except redis.RedisError:
+                reclaimer.suspects = {}  # seen before an outage proves nothing after it
+                raise
+            except Exception:  # a bug in a round must not stop the alive keys
+                log.exception("looking for abandoned jobs failed")
+            stopping.wait(RECLAIM_EVERY)
+
+    background.add(Supervised(app, "worker", work, required=True, on_stop=wake_worker))
+    background.add(Supervised(app, "scheduler", schedule, required=True, on_stop=stop_scheduler))
+    background.add(Supervised(app, "reclaimer", reclaim, required=False))
+    periodic = app.extensions.get(PERIODIC, {})
+    for task in periodic.values():
+        background.add(_periodic_loop(app, task))
+    log.info("background worker and scheduler running in-process on queue %r, supervised; periodic tasks: %s",
+             QUEUE_NAME, ", ".join(periodic) or "none")
+    return background
 
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Run the jobs waiting now, then exit.")
 @with_appcontext
 def worker_command(burst: bool) -> None:
-    """Run the background worker (SMS outbox, retries) against REDIS_URL."""
+    """Run the background worker (SMS outbox, retries), its scheduler and the periodic
+    tasks against REDIS_URL, until SIGTERM or Ctrl-C."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if get_store(app).embedded:
         raise click.UsageError(
             "REDIS_URL is not set: the embedded store lives inside `guichet serve`, "
             "which already runs its worker. Set REDIS_URL to run a separate worker."
         )
-    make_worker(app).work(burst=burst, with_scheduler=not burst)
+    if burst:
+        reclaim_abandoned(get_store(app).jobs)
+        make_worker(app).work(burst=True, with_scheduler=True)
+        return
+    # The same supervised threads as `guichet serve`; the main thread waits for a signal.
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    background = start_in_thread(app)
+    while not stop.wait(1.0):
+        pass
+    log.info("stopping the background worker")
+    background.stop()
 
 
 def init_app(app: Flask) -> None:
