@@ -1,0 +1,504 @@
+"""Fault drill: purchases keep flowing while Redis freezes, Redis restarts and the server
+is killed; afterwards every paid order must have exactly one token SMS, each within 10 s
+of the fault's end.
+
+    .venv/bin/python bench/fault_drill.py            # about a minute
+    .venv/bin/python bench/fault_drill.py --quick    # about 45 s (what tests/faults/test_drill.py runs)
+
+It starts its own redis-server (a free port in 6400-6420, append-only file in a temporary
+folder, as production would keep its data) and `guichet serve` (two processes, demo payment
+provider, SMS written to a file), seeds a demo customer base with `guichet demo seed`, and
+runs buy-units dialogues from a few client threads, each with a phone of its own. While they
+run: Redis is paused (SIGSTOP) then resumed, Redis is shut down then started again, and the
+server is killed (SIGKILL, every process) then started again, each fault 10 s (--calm, the
+target) after the end of the one before, so that a late recovery is charged to its own
+fault. Then it waits for things to settle (bounded) and reads the outcome from Redis and
+the SMS file:
+
+    placed / paid / fulfilled    orders, from the journal
+    tokens sent                  receipt SMS in the file, and orders with more than one
+    not final                    orders in a state other than receipt_sent, declined, failed
+    payment -> token             the longest wait between an order's payment and its token
+    after <fault>                from the fault's end (Redis answering again, the restart
+                                 launched) to the last token of the orders pending then
+
+The exit status is 1 when a target is missed: a paid order without exactly one token, or a
+fault after which a pending token took more than --target seconds. Traffic goes to
+127.0.0.1 only; every loop ends by itself (--max-settle bounds the wait at the end).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+PORTS = range(6400, 6421)  # the Redis ports this drill (and the fault tests) may use
+DIALOGUE = ["", "1", "1", "1", "5000", "1", "1", "1"]  # buy units: my meter, continue, 5000, pay, this number, confirm
+REFERENCE = re.compile(r"R[ée]f\. ?([A-Z0-9-]+)")
+FINAL = {"receipt_sent", "declined", "failed"}
+
+
+def free_port(candidates: range = PORTS) -> int:
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {candidates.start}-{candidates.stop - 1}")
+
+
+def any_free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server of our own on 127.0.0.1, to pause, shut down, restart and kill."""
+
+    def __init__(self, workdir: Path, port: int | None = None, appendonly: bool = False,
+                 binary: str = "redis-server") -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self.binary = binary
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self, **kwargs: object) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2, socket_connect_timeout=1,
+                           decode_responses=True, **kwargs)  # type: ignore[arg-type]
+
+    def start(self, timeout: float = 10) -> float:
+        """Start it (again, on the same port and data); returns when it answers PING."""
+        command = [
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            "--dir", str(self.workdir), "--logfile", str(self.workdir / "redis.log"),
+        ]
+        command += ["--appendonly", "yes", "--appendfsync", "everysec"] if self.appendonly else ["--appendonly", "no"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        probe = self.client()
+        while True:
+            try:
+                if probe.ping():
+                    return time.time()
+            except redis.RedisError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}: see {self.workdir}/redis.log")
+            time.sleep(0.05)
+
+    def pause(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def shutdown(self, timeout: float = 10) -> None:
+        """A real, graceful shutdown: the append-only file is flushed, clients see it close."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)  # a paused process must not linger
+            self.process.kill()
+            self.process.wait(10)
+
+
+class GuichetServer:
+    """`guichet serve` in a process group of its own, so a crash takes all its processes."""
+
+    def __init__(self, env: dict[str, str], port: int, log_path: Path, workers: int = 2) -> None:
+        self.env = env
+        self.port = port
+        self.log_path = log_path
+        self.workers = workers
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> float:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from app import main; main()", "serve", "--port", str(self.port),
+             "--workers", str(self.workers)],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return time.time()
+
+    def wait_ready(self, timeout: float = 30) -> float:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.base + "/readyz", timeout=3) as answer:
+                    if answer.status == 200:
+                        return time.time()
+            except (OSError, urllib.error.URLError):
+                pass
+            if time.monotonic() > deadline or (self.process is not None and self.process.poll() is not None):
+                raise RuntimeError(f"guichet serve is not ready on port {self.port}: see {self.log_path}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL to every process of the server at once: a crash, not a shutdown."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass
+class Traffic:
+    """Client threads walking buy-units dialogues, one fresh phone per dialogue."""
+
+    base: str
+    phones: Iterator[str]
+    threads: int = 4
+    pause: float = 0.5  # seconds between two dialogues of a thread
+    stopping: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    placed: dict[str, float] = field(default_factory=dict)  # reference -> when its END came
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def _next_phone(self) -> str | None:
+        with self.lock:
+            return next(self.phones, None)
+
+    def _dialogue(self, phone: str, number: int) -> None:
+        session = f"drill-{number}-{phone[-6:]}"
+        inputs: list[str] = []
+        for step in DIALOGUE:
+            if step:
+                inputs.append(step)
+            form = {"sessionId": session, "serviceCode": "*384#", "phoneNumber": phone, "networkCode": "62401",
+                    "text": "*".join(inputs)}
+            try:
+                with urllib.request.urlopen(self.base + "/ussd/africastalking",
+                                            data=urllib.parse.urlencode(form).encode(), timeout=15) as answer:
+                    body = answer.read().decode()
+            except (OSError, urllib.error.URLError) as exc:
+                self._count(f"no answer ({type(exc).__name__})")
+                return
+            if body.startswith("END"):
+                found = REFERENCE.search(body)
+                if found and step == DIALOGUE[-1]:
+                    with self.lock:
+                        self.placed[found.group(1)] = time.time()
+                    self._count("order placed")
+                else:
+                    self._count("ended early: " + body[4:40].replace("\n", " "))
+                return
+        self._count("left open")
+
+    def _count(self, outcome: str) -> None:
+        with self.lock:
+            self.outcomes[outcome] += 1
+
+    def _run(self, number: int) -> None:
+        dialogue = 0
+        while not self.stopping.is_set():
+            phone = self._next_phone()
+            if phone is None:
+                return  # no phone left: this thread is done
+            dialogue += 1
+            self._dialogue(phone, number * 100_000 + dialogue)
+            self.stopping.wait(self.pause)
+
+    def start(self) -> list[threading.Thread]:
+        workers = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(self.threads)]
+        for thread in workers:
+            thread.start()
+        return workers
+
+
+@dataclass
+class Fault:
+    name: str
+    started: float
+    back: float = 0.0  # Redis answering again, or the server's restart launched
+
+
+def drill_phones(customers: int) -> list[str]:
+    """Phones of the demo base with exactly one account, a prepaid meter, and a payer number
+    the demo provider approves (it declines numbers ending in 9)."""
+    from utility.demo import demo_accounts
+
+    accounts = demo_accounts(customers)
+    per_phone = Counter(account.phone for account in accounts)
+    return [a.phone for a in accounts
+            if per_phone[a.phone] == 1 and a.meter_number and not a.phone.endswith("9")]
+
+
+def _when(at: float, faults: list[Fault]) -> str:
+    """``at`` said against the faults: during one, or how long after the last one began."""
+    for fault in faults:
+        if fault.started <= at <= fault.back:
+            return f"during '{fault.name}' (+{at - fault.started:.1f} s)"
+    before = [fault for fault in faults if fault.started <= at]
+    return f"{at - before[-1].back:.1f} s after '{before[-1].name}'" if before else "before the faults"
+
+
+def _iso(at: str) -> float:
+    return datetime.datetime.fromisoformat(at).timestamp()
+
+
+@dataclass
+class Report:
+    placed: int
+    paid: int
+    fulfilled: int
+    tokens: int
+    paid_without_token: list[str]
+    duplicates: list[str]
+    not_final: dict[str, int]
+    stuck: list[str]  # the orders not final: reference, state, when they were placed
+    longest_wait: float
+    after_fault: dict[str, float | None]  # None: a pending token never came
+    client_outcomes: dict[str, int]
+
+    def targets_met(self, target: float) -> bool:
+        return (not self.paid_without_token and not self.duplicates
+                and all(wait is not None and wait <= target for wait in self.after_fault.values()))
+
+
+def read_outcome(client: redis.Redis, sms_file: Path, faults: list[Fault], traffic: Traffic) -> Report:
+    """Orders from the journal and their records, tokens from the SMS file."""
+    from state import keys
+
+    created: dict[str, float] = {}
+    paid_at: dict[str, float] = {}
+    fulfilled: set[str] = set()
+    last_id = "-"
+    while True:  # the whole journal, a page at a time (it ends: nothing writes any more)
+        page = client.xrange(keys.journal(), min=last_id, count=5000)
+        rows = [(entry_id, fields) for entry_id, fields in page if entry_id != last_id]
+        if not rows:
+            break
+        for entry_id, fields in rows:
+            last_id = entry_id
+            if fields.get("kind") == "order.created":
+                created[fields["order"]] = float(fields["at"])
+            elif fields.get("kind") == "order.transition" and fields.get("dest") == "paid":
+                paid_at.setdefault(fields["order"], float(fields["at"]))
+            elif fields.get("kind") == "order.transition" and fields.get("dest") == "fulfilled":
+                fulfilled.add(fields["order"])
+    tokens: dict[str, list[float]] = defaultdict(list)
+    lines = sms_file.read_text(encoding="utf-8").splitlines() if sms_file.exists() else []
+    for line in lines:
+        try:
+            sms = json.loads(line)
+        except ValueError:
+            continue  # a line cut by the SIGKILL
+        record = client.hgetall(keys.sms_message(sms["message_id"]))
+        reference = record.get("reference", "")
+        if record.get("kind") == "receipt" and reference.startswith("order:"):
+            tokens[reference.split(":")[1]].append(_iso(sms["at"]))
+    states: Counter[str] = Counter()
+    stuck: list[str] = []
+    for reference, at in created.items():
+        raw = client.get(keys.order(reference))
+        state = json.loads(raw)["state"] if raw else "missing"
+        states[state] += 1
+        if state not in FINAL:
+            stuck.append(f"{reference} {state}, placed {_when(at, faults)}")
+    waits = [min(tokens[ref]) - at for ref, at in paid_at.items() if tokens.get(ref)]
+    after: dict[str, float | None] = {}
+    for fault in faults:
+        # Orders placed before the fault ended, paid at some point, whose token came after it.
+        pending = [ref for ref, at in created.items()
+                   if at < fault.back and ref in paid_at and not any(t < fault.back for t in tokens.get(ref, []))]
+        if any(not tokens.get(ref) for ref in pending):
+            after[fault.name] = None
+        else:
+            after[fault.name] = max((min(tokens[ref]) - fault.back for ref in pending), default=0.0)
+    return Report(
+        placed=len(created),
+        paid=len(paid_at),
+        fulfilled=len(fulfilled),
+        tokens=sum(len(times) for times in tokens.values()),
+        paid_without_token=sorted(ref for ref in paid_at if not tokens.get(ref)),
+        duplicates=sorted(ref for ref, times in tokens.items() if len(times) > 1),
+        not_final={state: n for state, n in states.items() if state not in FINAL},
+        stuck=stuck,
+        longest_wait=max(waits, default=0.0),
+        after_fault=after,
+        client_outcomes=dict(traffic.outcomes),
+    )
+
+
+def run(args: argparse.Namespace) -> Report:
+    work = Path(tempfile.mkdtemp(prefix="guichet-drill-"))
+    sms_file = work / "sms.jsonl"
+    redis_server = RedisServer(work / "redis", appendonly=True, binary=args.redis_server)
+    port = any_free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GUICHET_")},
+        "REDIS_URL": redis_server.url,
+        "GUICHET_SMS_PROVIDER": "file",
+        "GUICHET_SMS_FILE": str(sms_file),
+        "GUICHET_SMS_RATE_PER_SECOND": "100",
+        "GUICHET_DEMO_PAYMENT_DELAY": "0.5",
+        "GUICHET_PAYMENT_POLL_AFTER": "2",  # a callback lost in a fault is polled for soon
+        "GUICHET_PAYMENT_POLL_EVERY": "1",
+        "GUICHET_THREADS": "8",
+    }
+    server = GuichetServer(env, port, work / "serve.log", workers=args.workers)
+    faults: list[Fault] = []
+    print(f"fault drill: redis-server on 127.0.0.1:{redis_server.port} (append-only), guichet serve on "
+          f"127.0.0.1:{port} x{args.workers}; logs in {work}", flush=True)
+    redis_server.start()
+    try:
+        subprocess.run([sys.executable, "-c", "from app import main; main()", "demo", "seed", "--customers",
+                        str(args.customers)], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+        phones = drill_phones(args.customers)
+        server.start()
+        server.wait_ready()
+        traffic = Traffic(server.base, iter(phones), threads=args.threads, pause=args.pause)
+        clients = traffic.start()
+        calm = args.calm
+
+        def phase(label: str, seconds: float) -> None:
+            print(f"  {time.strftime('%H:%M:%S')} {label}", flush=True)
+            time.sleep(seconds)
+
+        phase("traffic", args.warmup)
+        fault = Fault("redis paused (SIGSTOP) 5 s", time.time())
+        redis_server.pause()
+        phase("redis paused", args.outage)
+        redis_server.resume()
+        fault.back = time.time()
+        faults.append(fault)
+        phase("redis resumed", calm)
+
+        fault = Fault("redis shut down 5 s", time.time())
+        redis_server.shutdown()
+        phase("redis shut down", args.outage)
+        fault.back = redis_server.start()
+        faults.append(fault)
+        phase("redis restarted", calm)
+
+        fault = Fault("server killed (SIGKILL) 2.5 s", time.time())
+        server.kill()
+        phase("server killed", args.crash)
+        fault.back = server.start()
+        faults.append(fault)
+        server.wait_ready()
+        phase("server restarted", args.tail)
+
+        traffic.stopping.set()
+        for thread in clients:
+            thread.join(30)
+        client = redis_server.client()
+        # Settle: until every order that was paid has its token, or --max-settle.
+        deadline = time.monotonic() + args.max_settle
+        while time.monotonic() < deadline:
+            report = read_outcome(client, sms_file, faults, traffic)
+            if not report.paid_without_token and not report.not_final:
+                break
+            time.sleep(1)
+        report = read_outcome(client, sms_file, faults, traffic)
+        print(f"  {time.strftime('%H:%M:%S')} settled", flush=True)
+        return report
+    finally:
+        server.stop()
+        redis_server.kill()
+
+
+def print_report(report: Report, target: float) -> None:
+    def seconds(value: float | None) -> str:
+        return "never" if value is None else f"{value:.1f} s"
+
+    print()
+    print(f"orders placed      {report.placed}")
+    print(f"orders paid        {report.paid}")
+    print(f"orders fulfilled   {report.fulfilled}")
+    print(f"tokens sent        {report.tokens}")
+    print(f"duplicates         {len(report.duplicates)}" + (f"  {report.duplicates[:10]}" if report.duplicates else ""))
+    print(f"paid, no token     {len(report.paid_without_token)}"
+          + (f"  {report.paid_without_token[:10]}" if report.paid_without_token else ""))
+    not_final = sum(report.not_final.values())
+    print(f"orders not final   {not_final}" + (f"  {report.not_final}" if not_final else ""))
+    for line in report.stuck[:10]:
+        print(f"                   {line}")
+    print(f"payment -> token   longest {seconds(report.longest_wait)}")
+    for name, wait in report.after_fault.items():
+        mark = "ok" if wait is not None and wait <= target else f"MISSED (target {target:g} s)"
+        print(f"after {name:<30} last pending token {seconds(wait):>8}   {mark}")
+    print(f"client dialogues   {dict(sorted(report.client_outcomes.items(), key=lambda kv: -kv[1]))}")
+    print("targets            " + ("met" if report.targets_met(target) else "MISSED"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="less traffic before and after the faults (the test's profile)")
+    parser.add_argument("--threads", type=int, default=4, help="client threads")
+    parser.add_argument("--pause", type=float, default=0.5, help="seconds between two dialogues of a thread")
+    parser.add_argument("--workers", type=int, default=2, help="guichet serve processes")
+    parser.add_argument("--customers", type=int, default=2000, help="demo customers seeded")
+    parser.add_argument("--outage", type=float, default=5.0, help="seconds Redis stays paused, then down")
+    parser.add_argument("--crash", type=float, default=2.5, help="seconds the server stays dead")
+    parser.add_argument("--calm", type=float, default=10.0,
+                        help="seconds of traffic from a fault's end to the next fault (the target: a fault's "
+                             "recovery is not cut short by the next one)")
+    parser.add_argument("--warmup", type=float, default=None, help="seconds of traffic before the first fault")
+    parser.add_argument("--tail", type=float, default=None, help="seconds of traffic after the last fault")
+    parser.add_argument("--max-settle", type=float, default=60.0, help="longest wait for the last tokens")
+    parser.add_argument("--target", type=float, default=10.0, help="seconds allowed after a fault")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--redis-server", default="redis-server", help="the redis-server binary")
+    args = parser.parse_args()
+    if args.warmup is None:
+        args.warmup = 2.0 if args.quick else 8.0
+    if args.tail is None:
+        args.tail = 5.0 if args.quick else 10.0
+    report = run(args)
+    print_report(report, args.target)
+    if args.json:
+        args.json.write_text(json.dumps({**report.__dict__, "targets_met": report.targets_met(args.target)},
+                                        indent=2))
+    sys.exit(0 if report.targets_met(args.target) else 1)
+
+
+if __name__ == "__main__":
+    main()
