@@ -37,6 +37,7 @@ from transitions import EventData, Machine, MachineError
 
 from state import journal, keys, limits, locks
 from state.limits import Limit
+from state.store import caused_by_redis_outage
 from utility.billing import BillingBackend, BillingError
 from utility.customers import CustomerBase, mask_tail
 from utility.payments.base import PaymentError, PaymentProvider, PaymentRequest, PaymentResult, ProviderUnavailable
@@ -322,6 +323,12 @@ class Orders:
             if result.state == "successful" and (order.state in ("payment_pending", "expired") or late_money):
                 self._move(order, "payment_succeeded")
                 fulfil = True
+            elif result.state == "successful" and order.state in ("paid", "fulfilled"):
+                # Paid already, but the job that delivers may have been lost (the save of
+                # "paid" or the queueing timed out in a Redis hiccup, a worker died): a
+                # provider saying it again is a cheap moment to make sure. Idempotent.
+                self.later(order.reference, 0)
+                return f"fulfilment requeued ({order.state})"
             elif result.state == "failed" and order.state == "payment_pending":
                 if result.reason == "expired":
                     self._move(order, "payment_expired", why="expired")
@@ -364,6 +371,12 @@ class Orders:
         try:
             order.receipt = self._deliver(order)
         except (VendingError, BillingError) as exc:
+            if caused_by_redis_outage(exc):
+                # Our own Redis blinked, not the vending system: try again in a moment,
+                # without "payment received" news or a backoff meant for outages of days.
+                self.later(order.reference, 2)
+                log.info("order %s: Redis unavailable during delivery; again in 2 s", order.reference)
+                return None
             if not getattr(exc, "retryable", False):
                 self._move(order, "fulfilment_failed", why=getattr(exc, "code", "error"))
                 return "fulfilment_failed"
