@@ -45,6 +45,8 @@ from typing import Any
 
 import redis
 from flask import Flask, current_app
+from rq import Queue
+from rq import get_current_job
 from rq.job import Job
 
 from sms.client import OutgoingSms, SmsClient, SmsError, mask_digits
@@ -203,7 +205,7 @@ def send(app: Flask | None, to: str, body: str, reference: str, kind: str) -> st
                 continue
     # Queued after the commit: a job must never find its message missing. A crash in
     # between leaves a queued message without a job, which the sweep requeues.
-    worker.queue(app).enqueue(deliver, message_id)
+    _queue_for(app, kind).enqueue(deliver, message_id)
     log.info("sms %s (%s) queued for %s, %d segment(s)", message_id, kind, mask_tail(to), segments)
     return message_id
 
@@ -283,6 +285,11 @@ PRIORITY_KINDS = frozenset({"receipt", "payment_received", "payment_failed", "fu
 NORMAL_MAX_AHEAD = 1.0  # seconds of booked sends a non-priority message may queue behind
 
 
+def _queue_for(app: Flask, kind: str) -> Queue:
+    """Tokens and receipts on the high-priority queue: the worker takes them first."""
+    return worker.queue(app, worker.QUEUE_HIGH if kind in PRIORITY_KINDS else worker.QUEUE_NAME)
+
+
 def reserve_slot(
     client: redis.Redis, provider: str, rate_per_second: float, now: float, max_ahead: float = float("inf")
 ) -> float:
@@ -313,31 +320,32 @@ def deliver(message_id: str, reserved: bool = False) -> str:
     if message is None:
         log.warning("sms %s: no such message (expired?)", message_id)
         return "missing"
-    if message.state != "queued":
+    claim = _claim_of_this_run()
+    retaking = message.state == "sending" and _unconfirmed_claim(message.fields, claim)
+    if message.state != "queued" and not retaking:
         log.info("sms %s is %s already: nothing to do", message_id, message.state)
         return message.state
 
-    if not reserved:
+    if not reserved and not retaking:
         priority = message.kind in PRIORITY_KINDS
         wait = reserve_slot(r, settings.provider, settings.rate_per_second, now,
                             float("inf") if priority else NORMAL_MAX_AHEAD)
         if wait < 0:  # behind the priority messages: look again when a slot is in reach
             r.hset(keys.sms_message(message_id), "next_attempt_at", _stamp(now - wait))
-            worker.queue(app).enqueue_in(datetime.timedelta(seconds=-wait), deliver, message_id, False)
+            _queue_for(app, message.kind).enqueue_in(datetime.timedelta(seconds=-wait), deliver, message_id, False)
             return "deferred"
         if wait > 0:
             r.hset(keys.sms_message(message_id), "next_attempt_at", _stamp(now + wait))
-            worker.queue(app).enqueue_in(datetime.timedelta(seconds=wait), deliver, message_id, True)
+            _queue_for(app, message.kind).enqueue_in(datetime.timedelta(seconds=wait), deliver, message_id, True)
             log.debug("sms %s waits %.2f s for its %s slot", message_id, wait, settings.provider)
             return "deferred"
 
     # Built before the claim: a configuration error must leave the message queued, not
     # in a "sending" nobody can vouch for.
     client = get_client(app)
-    claim = uuid.uuid4().hex
     claimed = _change(
         r, message_id,
-        lambda m: m.get("state") == "queued",
+        lambda m: m.get("state") == "queued" or (m.get("state") == "sending" and _unconfirmed_claim(m, claim)),
         lambda m: {
             "state": "sending", "claim": claim, "claimed_at": _stamp(now),
             "attempts": int(m.get("attempts") or 0) + 1, "provider": settings.provider,
@@ -348,6 +356,11 @@ def deliver(message_id: str, reserved: bool = False) -> str:
     if claimed is None:
         return "claimed elsewhere"
     attempt = int(claimed["attempts"])
+    # Written once the claim is known to be ours and before the provider is called: a
+    # rerun of this job (a claim whose answer was lost in a Redis timeout, though Redis
+    # applied it) may take the message back only while this mark is missing, i.e. only
+    # when no run of it can have reached the provider.
+    r.hset(keys.sms_message(message_id), "claim_confirmed", claim)
 
     def ours(m: dict[str, str]) -> bool:
         # "unconfirmed" too: a sweep may have given up on a slow (not dead) worker, and
@@ -358,7 +371,7 @@ def deliver(message_id: str, reserved: bool = False) -> str:
     try:
         result = client.send(sms)
     except SmsError as exc:
-        return _after_error(app, settings, message_id, attempt, exc, ours)
+        return _after_error(app, settings, message, attempt, exc, ours)
 
     def index(pipe: Any, _current: dict[str, str]) -> None:
         pipe.set(keys.sms_provider_id(result.provider, result.provider_id), message_id, ex=settings.retention)
@@ -378,11 +391,24 @@ def deliver(message_id: str, reserved: bool = False) -> str:
     return "sent"
 
 
+def _claim_of_this_run() -> str:
+    """The claim a run of ``deliver`` takes: its rq job's id, so that a rerun of the same job
+    (after a Redis timeout, or requeued from a dead worker) recognises its own claim."""
+    job = get_current_job()
+    return job.id if job is not None else uuid.uuid4().hex
+
+
+def _unconfirmed_claim(fields: Mapping[str, str], claim: str) -> bool:
+    """Whether ``fields`` hold ``claim``, taken but never confirmed (no send followed it)."""
+    return fields.get("claim") == claim and fields.get("claim_confirmed") != claim
+
+
 def _after_error(
-    app: Flask, settings: Settings, message_id: str, attempt: int, exc: SmsError,
+    app: Flask, settings: Settings, message: Message, attempt: int, exc: SmsError,
     ours: Callable[[dict[str, str]], bool],
 ) -> str:
     r = get_redis(app)
+    message_id = message.id
     if exc.maybe_sent:
         _change(r, message_id, ours, lambda m: {"state": "unconfirmed", "error": exc.message},
                 "sms.unconfirmed", reason=exc.message, attempt=attempt)
@@ -398,7 +424,7 @@ def _after_error(
             "sms.retry", reason=exc.message, attempt=attempt, delay=delay,
         )
         if changed is not None:
-            worker.queue(app).enqueue_in(datetime.timedelta(seconds=delay), deliver, message_id)
+            _queue_for(app, message.kind).enqueue_in(datetime.timedelta(seconds=delay), deliver, message_id)
         return "retry"
     reason = exc.message if not exc.retryable else f"gave up after {attempt} attempts: {exc.message}"
     _change(r, message_id, ours, lambda m: {"state": "failed", "error": reason},
@@ -419,11 +445,12 @@ def sweep_stale(app: Flask | None = None, now: float | None = None) -> SweepResu
     requeued: list[str] = []
     # While jobs wait in the queue, a late message may just be behind them: requeueing it
     # then would only pile duplicates onto the backlog.
-    backlog = worker.queue(app).count
+    backlog = sum(worker.queue(app, name).count for name in worker.QUEUES)
     # No index of messages in flight (state.keys has none): a SCAN of the message hashes,
     # fine for a periodic job at outbox sizes (retention bounds them).
     for key in r.scan_iter(match=keys.sms_message("*"), count=1000):
-        state, message_id, claimed_at, next_at = r.hmget(key, "state", "id", "claimed_at", "next_attempt_at")
+        state, message_id, claimed_at, next_at, kind = r.hmget(
+            key, "state", "id", "claimed_at", "next_attempt_at", "kind")
         if not message_id:
             continue
         if state == "sending" and float(claimed_at or 0) < now - settings.claim_timeout:
@@ -448,7 +475,7 @@ def sweep_stale(app: Flask | None = None, now: float | None = None) -> SweepResu
 
             if _change(r, message_id, lost, lambda m: {"next_attempt_at": _stamp(now)},
                        "sms.requeued", waited_since=waited) is not None:
-                worker.queue(app).enqueue(deliver, message_id)
+                _queue_for(app, kind or "").enqueue(deliver, message_id)
                 requeued.append(message_id)
                 log.warning("sms %s was queued with no job since %s: requeued", message_id, waited)
     return SweepResult(tuple(unconfirmed), tuple(requeued))

@@ -96,20 +96,25 @@ def run_jobs(app: Flask) -> None:
 
 
 def scheduled(app: Flask, include_sweeps: bool = False) -> list[Job]:
-    """The jobs booked for later (enqueue_in/enqueue_at), soonest first."""
-    queue = worker.queue(app)
-    registry = ScheduledJobRegistry(queue=queue)
-    jobs = [queue.fetch_job(job_id) for job_id in registry.get_job_ids()]
-    return [job for job in jobs if job and (include_sweeps or not job.id.startswith("guichet-sms-sweep-"))]
+    """The jobs booked for later (enqueue_in/enqueue_at) on every queue, soonest first."""
+    booked: list[tuple[float, Job]] = []
+    for name in worker.QUEUES:
+        queue = worker.queue(app, name)
+        registry = ScheduledJobRegistry(queue=queue)
+        for job_id, at in queue.connection.zrange(registry.key, 0, -1, withscores=True):
+            job = queue.fetch_job(job_id.decode() if isinstance(job_id, bytes) else job_id)
+            if job is not None:
+                booked.append((at, job))
+    jobs = [job for _at, job in sorted(booked, key=lambda pair: pair[0])]
+    return [job for job in jobs if include_sweeps or not job.id.startswith("guichet-sms-sweep-")]
 
 
 def run_scheduled(app: Flask, include_sweeps: bool = False) -> int:
     """Run the jobs booked for later as if their time had come; how many there were."""
-    queue = worker.queue(app)
-    registry = ScheduledJobRegistry(queue=queue)
     jobs = scheduled(app, include_sweeps)
     for job in jobs:
-        registry.remove(job)
+        queue = worker.queue(app, job.origin)
+        ScheduledJobRegistry(queue=queue).remove(job)
         queue.enqueue_job(job)
     run_jobs(app)
     return len(jobs)

@@ -88,7 +88,7 @@ def test_send_refuses_what_cannot_be_sent(sms_app):
             outbox.send(None, PHONE, "", "r2", "receipt")
         with pytest.raises(ValueError, match="reference"):
             outbox.send(None, PHONE, "x", "", "receipt")
-    assert not worker.queue(sms_app).count
+    assert not any(worker.queue(sms_app, name).count for name in worker.QUEUES)
 
 
 def test_two_workers_racing_for_one_message_send_it_once(sms_app, africastalking_standin, monkeypatch):
@@ -283,7 +283,8 @@ def test_a_slow_worker_that_finishes_after_the_sweep_records_the_truth(
 
 def test_a_queued_message_whose_job_was_lost_is_requeued(sms_app, africastalking_standin, clock):
     message_id = queue_one(sms_app)
-    worker.queue(sms_app).empty()  # the process died between storing and queueing
+    for name in worker.QUEUES:
+        worker.queue(sms_app, name).empty()  # the process died between storing and queueing
     clock.advance(60)
     assert outbox.sweep_stale(sms_app) == outbox.SweepResult()  # not late enough yet
     clock.advance(outbox.Settings.from_config(sms_app.config).requeue_after)
@@ -363,24 +364,23 @@ def test_the_in_process_worker_and_scheduler_drain_deferred_messages(redis_clien
     assert [state(app, i).state for i in ids] == ["sent"] * 3
 
 
-def test_a_flood_of_resends_never_stands_between_a_customer_and_a_paid_token(
-    redis_client, africastalking_standin, clock
-):
+def test_a_flood_of_resends_never_stands_between_a_customer_and_a_paid_token(redis_client, africastalking_standin):
     """The probe: 200 resends in 1.3 s booked 20 s of the 10/s provider rate, and an
-    unrelated customer's token took 18.7 s instead of 3.2 s."""
+    unrelated customer's token took 18.7 s instead of 3.2 s. (The real clock: the rate's
+    window lives in Redis with a real TTL.)"""
     app = sms_app_for(redis_client, **africastalking_config(africastalking_standin), SMS_RATE_PER_SECOND=10)
     with app.app_context():
         flood = [outbox.send(None, PHONE, f"Resend {n}", f"resend:{n}", "token_resend") for n in range(200)]
         run_jobs(app)
         token = outbox.send(None, "+237699000002", "Code 5555", "order:B:receipt", "receipt")
         run_jobs(app)
+    now = outbox.clock()
     booked = [job.args[0] for job in scheduled(app) if job.args[1] is True]  # kept a send slot
-    assert len(booked) <= 11  # the first send and about a second of slots: nothing more
-    assert token in booked
-    token_wait = float(state(app, token).fields["next_attempt_at"]) - clock.now
-    assert 0 < token_wait <= outbox.NORMAL_MAX_AHEAD + 0.2  # the token goes within about a second
+    booked_until = max(float(state(app, i).fields["next_attempt_at"]) for i in booked) - now
+    assert booked_until <= outbox.NORMAL_MAX_AHEAD + 0.2  # about a second of slots, never 20 s
+    token_wait = float(state(app, token).fields["next_attempt_at"]) - now
+    assert state(app, token).state == "sent" or token_wait <= outbox.NORMAL_MAX_AHEAD + 0.2
     assert all(state(app, i).state in ("sent", "queued") for i in flood)  # deferred, never dropped
-    assert all(e not in events(app, i) for i in flood for e in ("sms.failed",))
 
 
 def test_a_deferred_resend_is_sent_once_the_rate_allows(redis_client, africastalking_standin, clock):
@@ -393,3 +393,54 @@ def test_a_deferred_resend_is_sent_once_the_rate_allows(redis_client, africastal
             run_scheduled(app)
     assert [state(app, i).state for i in ids] == ["sent"] * 30
     assert len(africastalking_standin.received) == 30
+
+
+def _claimed_by(app, message_id: str, job_id: str, confirmed: bool) -> None:
+    """The message as a run of job ``job_id`` left it: claimed, confirmed or not."""
+    fields = {"state": "sending", "claim": job_id, "claimed_at": "1", "attempts": 1}
+    if confirmed:
+        fields["claim_confirmed"] = job_id
+    get_redis(app).hset(keys.sms_message(message_id), mapping=fields)
+
+
+def test_a_job_whose_claim_answer_was_lost_takes_its_own_claim_back_and_sends(sms_app, africastalking_standin):
+    """The drill: the claim (queued -> sending) timed out on our side but Redis applied it;
+    the job's rerun found "sending" and did nothing, and the token was never sent."""
+    message_id = queue_one(sms_app)
+    for name in worker.QUEUES:
+        worker.queue(sms_app, name).empty()
+    worker.queue(sms_app, worker.QUEUE_HIGH).enqueue(outbox.deliver, message_id, True, job_id="deliver-rerun")
+    _claimed_by(sms_app, message_id, "deliver-rerun", confirmed=False)
+    run_jobs(sms_app)
+    assert state(sms_app, message_id).state == "sent"
+    assert len(africastalking_standin.received) == 1
+
+
+def test_a_rerun_after_the_send_may_have_started_never_sends_again(sms_app, africastalking_standin):
+    message_id = queue_one(sms_app)
+    for name in worker.QUEUES:
+        worker.queue(sms_app, name).empty()
+    worker.queue(sms_app, worker.QUEUE_HIGH).enqueue(outbox.deliver, message_id, True, job_id="deliver-killed")
+    _claimed_by(sms_app, message_id, "deliver-killed", confirmed=True)  # then the worker died mid-send
+    run_jobs(sms_app)
+    assert state(sms_app, message_id).state == "sending"  # left to the sweep: unconfirmed, never resent
+    assert africastalking_standin.received == []
+
+
+def test_another_jobs_unconfirmed_claim_is_not_taken(sms_app, africastalking_standin):
+    message_id = queue_one(sms_app)
+    for name in worker.QUEUES:
+        worker.queue(sms_app, name).empty()
+    worker.queue(sms_app, worker.QUEUE_HIGH).enqueue(outbox.deliver, message_id, True, job_id="deliver-other")
+    _claimed_by(sms_app, message_id, "deliver-first", confirmed=False)
+    run_jobs(sms_app)
+    assert state(sms_app, message_id).state == "sending" and africastalking_standin.received == []
+
+
+def test_tokens_and_receipts_go_on_the_high_priority_queue(sms_app):
+    with sms_app.app_context():
+        outbox.send(None, PHONE, "Code 1", "order:A:receipt", "receipt")
+        outbox.send(None, PHONE, "Resend", "resend:1", "token_resend")
+    assert worker.queue(sms_app, worker.QUEUE_HIGH).count == 1
+    assert worker.queue(sms_app, worker.QUEUE_NAME).count == 1
+    assert worker.QUEUES[0] == worker.QUEUE_HIGH  # taken first
