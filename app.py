@@ -168,6 +168,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from state import worker
 
     worker.init_app(app)
+    worker.add_startup_check(app, check_live_config)
     app.cli.add_command(serve_command)
     return app
 
@@ -201,6 +202,11 @@ def serve_command(host: str, port: int, threads: int, workers: int | None, no_wo
     elif workers is None:
         workers = os.cpu_count() or 1
 
+    worker.run_startup_checks(app)
+    from ussd.views import open_warning
+
+    if (warning := open_warning(app)) is not None:
+        app.logger.warning("%s", warning)
     if "GUICHET_PUBLIC_URL" not in os.environ and port != 8000:
         app.config["PUBLIC_URL"] = f"http://127.0.0.1:{port}"  # so the demo provider calls us back
 
@@ -210,14 +216,7 @@ def serve_command(host: str, port: int, threads: int, workers: int | None, no_wo
         if embedded:
             seed_embedded_demo(app)
         if not no_worker:
-            from utility.payments import poller as payment_poller
-
-            # Settles payments whose callback never came; poll_round takes its own lease,
-            # so one process polls per interval.
-            every = float(app.config.get("PAYMENT_POLL_EVERY") or 10.0)
-            worker.register_periodic(app, "payment-poller", every,
-                                     lambda app: payment_poller.poll_round(app, lease=every * 0.9), lease=False)
-            worker.start_in_thread(app)
+            worker.start_in_thread(app)  # with the periodic tasks services.init_app registered
 
     def worker_exit(_arbiter: object, _worker: object) -> None:
         # A graceful stop (SIGTERM, a reload) hands the scheduler's lock over at once.
@@ -249,30 +248,26 @@ def serve_command(host: str, port: int, threads: int, workers: int | None, no_wo
 def live_config_problems(config: Any) -> list[str]:
     """What would fail silently with real providers: each problem names its variable.
 
-    Live means a provider that reaches real people: MTN MoMo outside its sandbox, Africa's
-    Talking with a username other than "sandbox", Twilio. Providers call us back there,
-    so the public URL must be set, and not a loopback address they would be told to call."""
+    MTN MoMo outside its sandbox needs its currency and an https callback URL
+    (mtn_momo.startup_problems). Twilio is told per message where to report delivery,
+    and signs its callbacks over our public URL: GUICHET_PUBLIC_URL must be set, and not
+    to a loopback address it would be told to call back. (Africa's Talking takes its
+    callback URLs from its dashboard, not from us.)"""
     from urllib.parse import urlsplit
 
     problems: list[str] = []
-    live: list[str] = []
     if config.get("PAYMENT_PROVIDER") == "mtn_momo":
         from utility.payments import mtn_momo
 
-        if str(config.get("MTN_MOMO_TARGET_ENVIRONMENT") or "sandbox") != "sandbox":
-            live.append("MTN MoMo")
         problems += mtn_momo.startup_problems(config)
-    sms = config.get("SMS_PROVIDER")
-    if sms == "twilio" or (sms == "africastalking" and config.get("AFRICASTALKING_USERNAME") != "sandbox"):
-        live.append(str(sms))
-    if live:
+    if config.get("SMS_PROVIDER") == "twilio":
         public = str(config.get("PUBLIC_URL") or "")
         host = urlsplit(public).hostname or ""
         if not public:
-            problems.append(f"GUICHET_PUBLIC_URL is not set: {', '.join(live)} would be told to call back "
-                            "a loopback address; set it to this server's public https URL")
+            problems.append("GUICHET_PUBLIC_URL is not set: Twilio could not report deliveries nor sign its "
+                            "callbacks over our address; set it to this server's public https URL")
         elif host in ("localhost", "127.0.0.1", "::1") or host.startswith("127."):
-            problems.append(f"GUICHET_PUBLIC_URL is {public}, a loopback address {', '.join(live)} cannot reach")
+            problems.append(f"GUICHET_PUBLIC_URL is {public}, a loopback address Twilio cannot reach")
     return problems
 
 

@@ -65,10 +65,15 @@ from state.store import caused_by_redis_outage, get_store
 
 log = logging.getLogger(__name__)
 
-QUEUE_NAME = "guichet"
-QUEUES = (QUEUE_NAME,)  # what the worker takes, in priority order
+# Named queues by priority (rq workers take them in this order): what a customer who has
+# paid is waiting for (the fulfilment, the token or receipt SMS, the payment's settlement)
+# never waits behind anything else.
+QUEUE_HIGH = "guichet-high"
+QUEUE_NAME = "guichet"  # everything else
+QUEUES = (QUEUE_HIGH, QUEUE_NAME)  # what the worker takes, in priority order
 
 BACKGROUND = "guichet.background"  # app.extensions: the running Background
+STARTUP_CHECKS = "guichet.startup_checks"  # app.extensions: [check(app)] run before serving or working
 PERIODIC = "guichet.periodic"  # app.extensions: {name: Periodic} to start with it
 
 DEQUEUE_TIMEOUT = 5  # seconds the worker blocks for a job (GUICHET_WORKER_DEQUEUE_TIMEOUT)
@@ -675,8 +680,8 @@ def start_in_thread(app: Flask) -> Background:
     periodic = app.extensions.get(PERIODIC, {})
     for task in periodic.values():
         background.add(_periodic_loop(app, task))
-    log.info("background worker and scheduler running in-process on queue %r, supervised; periodic tasks: %s",
-             QUEUE_NAME, ", ".join(periodic) or "none")
+    log.info("background worker and scheduler running in-process on queues %s, supervised; periodic tasks: %s",
+             ", ".join(QUEUES), ", ".join(periodic) or "none")
     return background
 
 
@@ -692,6 +697,7 @@ def worker_command(burst: bool) -> None:
             "REDIS_URL is not set: the embedded store lives inside `guichet serve`, "
             "which already runs its worker. Set REDIS_URL to run a separate worker."
         )
+    run_startup_checks(app)
     if burst:
         reclaim_abandoned(get_store(app).jobs)
         make_worker(app).work(burst=True, with_scheduler=True)
@@ -705,6 +711,17 @@ def worker_command(burst: bool) -> None:
         pass
     log.info("stopping the background worker")
     background.stop()
+
+
+def add_startup_check(app: Flask, check: Callable[[Flask], None]) -> None:
+    """``check(app)`` runs before `guichet serve` or `guichet worker` starts; it raises
+    click.ClickException to refuse (a configuration that would fail silently)."""
+    app.extensions.setdefault(STARTUP_CHECKS, []).append(check)
+
+
+def run_startup_checks(app: Flask) -> None:
+    for check in app.extensions.get(STARTUP_CHECKS, []):
+        check(app)
 
 
 def init_app(app: Flask) -> None:

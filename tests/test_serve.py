@@ -54,3 +54,18 @@ def test_serve_runs_on_the_embedded_store_with_demo_customers(tmp_path):
     assert "EMBEDDED in-process store" in output
     assert "seeded with 50 demo customers" in output
     assert "background worker and scheduler running in-process" in output
+    assert "periodic tasks: payment-poller, order-sweep" in output
+    assert "USSD callbacks of africastalking, hubtel are OPEN to anyone" in output  # and says so
+
+
+def test_serve_refuses_a_live_provider_without_a_public_url():
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "GUICHET_PUBLIC_URL")}
+    env.update(GUICHET_SMS_PROVIDER="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN="t",
+               TWILIO_FROM="+15005550006")
+    for command in (["serve", "--port", str(free_port())], ["worker"]):
+        if command == ["worker"]:
+            env["REDIS_URL"] = "redis://127.0.0.1:1/0"  # the check comes before any connection
+        done = subprocess.run([sys.executable, "-c", "from app import main; main()", *command], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        assert "refusing to start" in done.stderr and "GUICHET_PUBLIC_URL is not set" in done.stderr

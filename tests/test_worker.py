@@ -153,12 +153,12 @@ def test_the_scheduler_lock_is_short_refreshed_and_handed_over_on_stop(app):
     jobs = get_store(app).jobs
     first = worker.ThreadScheduler(worker.QUEUES, connection=jobs, name="first")
     second = worker.ThreadScheduler(worker.QUEUES, connection=jobs, name="second")
-    assert first.acquire_locks() == {worker.QUEUE_NAME}
+    assert first.acquire_locks() == set(worker.QUEUES)
     assert 0 < jobs.ttl(first.get_locking_key(worker.QUEUE_NAME)) <= 5  # rq's own: 61 s
     assert second.acquire_locks() == set() and second.should_reacquire_locks  # tried every loop
     first.register_birth()
     first.stop()  # releases it
-    assert second.acquire_locks() == {worker.QUEUE_NAME}
+    assert second.acquire_locks() == set(worker.QUEUES)
 
 
 # -- jobs of dead workers --------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def _build(app: Flask) -> Services:
     provider = payments.provider(app)
 
     def later(reference: str, delay: float) -> None:
-        queue = worker.queue(app)
+        queue = worker.queue(app, worker.QUEUE_HIGH)  # a customer has paid and is waiting
         if delay > 0:
             queue.enqueue_in(datetime.timedelta(seconds=delay), fulfil_job, reference)
         else:
@@ -79,9 +79,22 @@ def fulfil_job(reference: str) -> str:
     return order.state if order else "unknown"
 
 
+ORDER_SWEEP_EVERY = 10.0  # seconds between two looks for orders a crash left half done
+
+
 def init_app(app: Flask) -> None:
     # The payment callback endpoint hands final results to the order pipeline.
     def on_payment_result(result: PaymentResult) -> str:
         return services(app).orders.on_payment_result(result)
 
     app.extensions[payments.RESULTS_HANDLER] = on_payment_result
+
+    # Beside every background worker (`guichet serve`, `guichet worker`), one process a round:
+    # the poller settles payments whose callback never came (poll_round takes its own
+    # lease), the sweep finishes orders a crash or a lost job left half done.
+    from utility.payments import poller
+
+    every = float(app.config.get("PAYMENT_POLL_EVERY") or 10.0)
+    worker.register_periodic(app, "payment-poller", every, lambda app: poller.poll_round(app, lease=every * 0.9),
+                             lease=False)
+    worker.register_periodic(app, "order-sweep", ORDER_SWEEP_EVERY, sweep_orders)
