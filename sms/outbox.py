@@ -45,7 +45,6 @@ from typing import Any
 
 import redis
 from flask import Flask, current_app
-from rq import Queue
 from rq import get_current_job
 from rq.job import Job
 
@@ -205,7 +204,7 @@ def send(app: Flask | None, to: str, body: str, reference: str, kind: str) -> st
                 continue
     # Queued after the commit: a job must never find its message missing. A crash in
     # between leaves a queued message without a job, which the sweep requeues.
-    _queue_for(app, kind).enqueue(deliver, message_id)
+    worker.queue(app).enqueue(deliver, message_id)
     log.info("sms %s (%s) queued for %s, %d segment(s)", message_id, kind, mask_tail(to), segments)
     return message_id
 
@@ -285,11 +284,6 @@ PRIORITY_KINDS = frozenset({"receipt", "payment_received", "payment_failed", "fu
 NORMAL_MAX_AHEAD = 1.0  # seconds of booked sends a non-priority message may queue behind
 
 
-def _queue_for(app: Flask, kind: str) -> Queue:
-    """Tokens and receipts on the high-priority queue: the worker takes them first."""
-    return worker.queue(app, worker.QUEUE_HIGH if kind in PRIORITY_KINDS else worker.QUEUE_NAME)
-
-
 def reserve_slot(
     client: redis.Redis, provider: str, rate_per_second: float, now: float, max_ahead: float = float("inf")
 ) -> float:
@@ -332,11 +326,11 @@ def deliver(message_id: str, reserved: bool = False) -> str:
                             float("inf") if priority else NORMAL_MAX_AHEAD)
         if wait < 0:  # behind the priority messages: look again when a slot is in reach
             r.hset(keys.sms_message(message_id), "next_attempt_at", _stamp(now - wait))
-            _queue_for(app, message.kind).enqueue_in(datetime.timedelta(seconds=-wait), deliver, message_id, False)
+            worker.queue(app).enqueue_in(datetime.timedelta(seconds=-wait), deliver, message_id, False)
             return "deferred"
         if wait > 0:
             r.hset(keys.sms_message(message_id), "next_attempt_at", _stamp(now + wait))
-            _queue_for(app, message.kind).enqueue_in(datetime.timedelta(seconds=wait), deliver, message_id, True)
+            worker.queue(app).enqueue_in(datetime.timedelta(seconds=wait), deliver, message_id, True)
             log.debug("sms %s waits %.2f s for its %s slot", message_id, wait, settings.provider)
             return "deferred"
 
@@ -424,7 +418,7 @@ def _after_error(
             "sms.retry", reason=exc.message, attempt=attempt, delay=delay,
         )
         if changed is not None:
-            _queue_for(app, message.kind).enqueue_in(datetime.timedelta(seconds=delay), deliver, message_id)
+            worker.queue(app).enqueue_in(datetime.timedelta(seconds=delay), deliver, message_id)
         return "retry"
     reason = exc.message if not exc.retryable else f"gave up after {attempt} attempts: {exc.message}"
     _change(r, message_id, ours, lambda m: {"state": "failed", "error": reason},
@@ -449,8 +443,7 @@ def sweep_stale(app: Flask | None = None, now: float | None = None) -> SweepResu
     # No index of messages in flight (state.keys has none): a SCAN of the message hashes,
     # fine for a periodic job at outbox sizes (retention bounds them).
     for key in r.scan_iter(match=keys.sms_message("*"), count=1000):
-        state, message_id, claimed_at, next_at, kind = r.hmget(
-            key, "state", "id", "claimed_at", "next_attempt_at", "kind")
+        state, message_id, claimed_at, next_at = r.hmget(key, "state", "id", "claimed_at", "next_attempt_at")
         if not message_id:
             continue
         if state == "sending" and float(claimed_at or 0) < now - settings.claim_timeout:
@@ -475,7 +468,7 @@ def sweep_stale(app: Flask | None = None, now: float | None = None) -> SweepResu
 
             if _change(r, message_id, lost, lambda m: {"next_attempt_at": _stamp(now)},
                        "sms.requeued", waited_since=waited) is not None:
-                _queue_for(app, kind or "").enqueue(deliver, message_id)
+                worker.queue(app).enqueue(deliver, message_id)
                 requeued.append(message_id)
                 log.warning("sms %s was queued with no job since %s: requeued", message_id, waited)
     return SweepResult(tuple(unconfirmed), tuple(requeued))

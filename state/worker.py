@@ -65,12 +65,13 @@ from state.store import caused_by_redis_outage, get_store
 
 log = logging.getLogger(__name__)
 
-# Named queues by priority (rq workers take them in this order): what a customer who has
-# paid is waiting for (the fulfilment, the token or receipt SMS, the payment's settlement)
-# never waits behind anything else.
-QUEUE_HIGH = "guichet-high"
-QUEUE_NAME = "guichet"  # everything else
-QUEUES = (QUEUE_HIGH, QUEUE_NAME)  # what the worker takes, in priority order
+QUEUE_NAME = "guichet"
+# One queue per worker, on purpose: rq takes a job from a single queue with BLMOVE into an
+# intermediate list, from which the reclaimer recovers a job whose worker died before
+# starting it; from several queues it uses BLPOP, and a job taken at the instant Redis
+# went away was lost (the fault drill found it). Work that must not wait behind another
+# kind (bulk sends, later) gets a queue of its own with a worker of its own.
+QUEUES = (QUEUE_NAME,)
 
 BACKGROUND = "guichet.background"  # app.extensions: the running Background
 STARTUP_CHECKS = "guichet.startup_checks"  # app.extensions: [check(app)] run before serving or working

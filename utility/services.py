@@ -52,7 +52,7 @@ def _build(app: Flask) -> Services:
     provider = payments.provider(app)
 
     def later(reference: str, delay: float) -> None:
-        queue = worker.queue(app, worker.QUEUE_HIGH)  # a customer has paid and is waiting
+        queue = worker.queue(app)
         if delay > 0:
             queue.enqueue_in(datetime.timedelta(seconds=delay), fulfil_job, reference)
         else:

@@ -409,7 +409,7 @@ def test_a_job_whose_claim_answer_was_lost_takes_its_own_claim_back_and_sends(sm
     message_id = queue_one(sms_app)
     for name in worker.QUEUES:
         worker.queue(sms_app, name).empty()
-    worker.queue(sms_app, worker.QUEUE_HIGH).enqueue(outbox.deliver, message_id, True, job_id="deliver-rerun")
+    worker.queue(sms_app).enqueue(outbox.deliver, message_id, True, job_id="deliver-rerun")
     _claimed_by(sms_app, message_id, "deliver-rerun", confirmed=False)
     run_jobs(sms_app)
     assert state(sms_app, message_id).state == "sent"
@@ -420,7 +420,7 @@ def test_a_rerun_after_the_send_may_have_started_never_sends_again(sms_app, afri
     message_id = queue_one(sms_app)
     for name in worker.QUEUES:
         worker.queue(sms_app, name).empty()
-    worker.queue(sms_app, worker.QUEUE_HIGH).enqueue(outbox.deliver, message_id, True, job_id="deliver-killed")
+    worker.queue(sms_app).enqueue(outbox.deliver, message_id, True, job_id="deliver-killed")
     _claimed_by(sms_app, message_id, "deliver-killed", confirmed=True)  # then the worker died mid-send
     run_jobs(sms_app)
     assert state(sms_app, message_id).state == "sending"  # left to the sweep: unconfirmed, never resent
@@ -431,16 +431,7 @@ def test_another_jobs_unconfirmed_claim_is_not_taken(sms_app, africastalking_sta
     message_id = queue_one(sms_app)
     for name in worker.QUEUES:
         worker.queue(sms_app, name).empty()
-    worker.queue(sms_app, worker.QUEUE_HIGH).enqueue(outbox.deliver, message_id, True, job_id="deliver-other")
+    worker.queue(sms_app).enqueue(outbox.deliver, message_id, True, job_id="deliver-other")
     _claimed_by(sms_app, message_id, "deliver-first", confirmed=False)
     run_jobs(sms_app)
     assert state(sms_app, message_id).state == "sending" and africastalking_standin.received == []
-
-
-def test_tokens_and_receipts_go_on_the_high_priority_queue(sms_app):
-    with sms_app.app_context():
-        outbox.send(None, PHONE, "Code 1", "order:A:receipt", "receipt")
-        outbox.send(None, PHONE, "Resend", "resend:1", "token_resend")
-    assert worker.queue(sms_app, worker.QUEUE_HIGH).count == 1
-    assert worker.queue(sms_app, worker.QUEUE_NAME).count == 1
-    assert worker.QUEUES[0] == worker.QUEUE_HIGH  # taken first

@@ -83,7 +83,7 @@ def _queue_settlement(app: Flask, records: PaymentRecords, wake_up: WakeUp) -> s
     records.look_soon(wake_up.provider_ref, records.clock())
     journal.append(records.redis, "payment.callback", provider=wake_up.provider, provider_ref=wake_up.provider_ref,
                    order=wake_up.order_ref)
-    worker.queue(app, worker.QUEUE_HIGH).enqueue(settle_job, wake_up.provider, wake_up.provider_ref)
+    worker.queue(app).enqueue(settle_job, wake_up.provider, wake_up.provider_ref)
     return "checking"
 
 
