@@ -137,6 +137,17 @@ class SweepResult:
     requeued: tuple[str, ...] = ()
 
 
+SETTINGS_EXTENSION = "guichet.sms.settings"
+
+
+def settings_of(app: Flask) -> Settings:
+    """The app's outbox settings, parsed once (every send and delivery reads them)."""
+    settings: Settings | None = app.extensions.get(SETTINGS_EXTENSION)
+    if settings is None:
+        settings = app.extensions[SETTINGS_EXTENSION] = Settings.from_config(app.config)
+    return settings
+
+
 def _app(app: Flask | None) -> Flask:
     return app or current_app._get_current_object()  # type: ignore[attr-defined]
 
@@ -159,7 +170,7 @@ def send(app: Flask | None, to: str, body: str, reference: str, kind: str) -> st
     if not reference:
         raise ValueError("a reference is required (one message per reference)")
     app = _app(app)
-    settings = Settings.from_config(app.config)
+    settings = settings_of(app)
     r = get_redis(app)
     message_id = uuid.uuid4().hex
     ref_key, msg_key = keys.sms_reference(reference), keys.sms_message(message_id)
@@ -306,7 +317,7 @@ def reserve_slot(
 def deliver(message_id: str, reserved: bool = False) -> str:
     """The rq job: send one queued message, at most once. Returns what it did (for logs)."""
     app = _app(None)
-    settings = Settings.from_config(app.config)
+    settings = settings_of(app)
     r = get_redis(app)
     now = clock()
     ensure_sweeping(app, now)
@@ -432,7 +443,7 @@ def sweep_stale(app: Flask | None = None, now: float | None = None) -> SweepResu
     """Mark messages stuck in "sending" as unconfirmed (never resent: see the module
     docstring) and requeue messages stuck in "queued" with no job left to run them."""
     app = _app(app)
-    settings = Settings.from_config(app.config)
+    settings = settings_of(app)
     r = get_redis(app)
     now = clock() if now is None else now
     unconfirmed: list[str] = []
@@ -481,7 +492,7 @@ def _sweep_job_id(period: int) -> str:
 def sweep_job(period: int) -> SweepResult:
     """The periodic rq job: sweep, then book the next period's sweep."""
     app = _app(None)
-    every = Settings.from_config(app.config).sweep_every
+    every = settings_of(app).sweep_every
     if every > 0:
         # Booked first, so a sweep that fails does not end the chain. A sweep that ran
         # late books the next period still ahead, not the ones it missed.
@@ -492,7 +503,7 @@ def sweep_job(period: int) -> SweepResult:
 def ensure_sweeping(app: Flask | None = None, now: float | None = None) -> None:
     """Make sure a sweep is booked for the next period (cheap when it is)."""
     app = _app(app)
-    every = Settings.from_config(app.config).sweep_every
+    every = settings_of(app).sweep_every
     if every <= 0:
         return
     now = clock() if now is None else now
