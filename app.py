@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_TTL": 180,  # seconds; refreshed on every hop
     "RESUME_TTL": 300,  # a dropped session can be resumed for this long
     "LOCK_TIMEOUT": 5.0,  # seconds a hop waits for another hop of its session
-    "SERVICE_CODES": (),  # the service's own codes, e.g. ["*384*1234#"] on a shared code
+    "SERVICE_CODES": (),  # codes after which dial-string segments are shortcuts, e.g. ["*384#"]; unset: the posted code is whole
     "DEMO_CUSTOMERS": 500,  # customers seeded on the embedded store by `guichet serve`
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # admin CSV uploads; USSD has its own 4 KB cap
     # Who may call the USSD webhooks (utility.access): a secret in the callback URL and/or

@@ -1,5 +1,9 @@
 """Africa's Talking USSD: form callbacks, `text` accumulating every input joined by `*`,
 answers `CON <screen>` / `END <screen>` as text/plain (see shared PROTOCOLS.md).
+
+`serviceCode` is the channel's own code (`*384*12345#` in the sandbox, or a shared code):
+taken whole unless it extends a code of SERVICE_CODES (`split_dial_string`), so a plain dial
+opens on the main menu. A customer's shortcut (`*384*12345*1#`) reaches us as `text` ("1").
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ class Hop:
     gateway: str
     session_id: str
     phone: str  # E.164
-    service_code: str  # the base code dialled, shortcuts removed (*384#)
+    service_code: str  # the service's code, shortcut inputs removed (*384#, *384*12345#)
     network: str
     hop_key: str  # identifies this hop among the session's hops (retries repeat it)
     inputs: tuple[str, ...]  # cumulative: every input so far; else: the latest one only
@@ -70,23 +70,38 @@ def phone_number(raw: str, field: str) -> str:
     return number
 
 
-def split_dial_string(code: str, field: str) -> tuple[str, tuple[str, ...]]:
-    """``*384*5*1#`` -> (``*384#``, (``5``, ``1``)): the base code and its shortcut inputs.
+def configured_codes() -> list[str]:
+    """SERVICE_CODES as codes like ``*384#``, longest first.
 
-    Shared codes such as ``*384*1234#`` are a service's own code, not a shortcut: the
-    codes in SERVICE_CODES are matched first, longest first; otherwise the base is the
-    first segment.
+    A list (``GUICHET_SERVICE_CODES='["*384#"]'``), or a plain string of comma-separated
+    codes (``GUICHET_SERVICE_CODES='*384#'``, which is not JSON and so stays a string).
+    """
+    raw = current_app.config.get("SERVICE_CODES") or ()
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    codes = {"*" + str(known).strip().strip("*#") + "#" for known in raw if str(known).strip().strip("*#")}
+    return sorted(codes, key=len, reverse=True)
+
+
+def split_dial_string(code: str, field: str) -> tuple[str, tuple[str, ...]]:
+    """The service's code and the shortcut inputs a dial string carries after it.
+
+    With ``*384#`` in SERVICE_CODES: ``*384*5*1#`` -> (``*384#``, (``5``, ``1``)). The
+    configured codes are matched longest first (``*384*1234#`` before ``*384#``). A code
+    under none of them is the service's own code, whole: ``*384*12345#`` (Africa's
+    Talking's sandbox, or a shared code) -> (``*384*12345#``, ()). So with SERVICE_CODES
+    unset the code the gateway posts is never cut into a base and inputs, and a plain dial
+    always opens on the main menu.
     """
     code = code.strip()
     if not SERVICE_CODE.fullmatch(code):
         raise BadCallback(f"{field} is not a USSD code like *384#")
     body = code[:-1]
-    for known in sorted(current_app.config.get("SERVICE_CODES") or (), key=len, reverse=True):
-        base = known.rstrip("#")
+    for known in configured_codes():
+        base = known[:-1]
         if body == base or body.startswith(base + "*"):
             return known, tuple(part for part in body[len(base) :].split("*") if part)
-    parts = body[1:].split("*")
-    return f"*{parts[0]}#", tuple(parts[1:])
+    return code, ()
 
 
 def bounded_text(value: str, field: str) -> str:
