@@ -27,7 +27,15 @@ from typing import Any
 from flask import Request, Response, current_app
 
 from ussd.catalogue import DEFAULT_LANGUAGE, text
-from ussd.gateways.base import BadCallback, Hop, bounded_text, check_body_size, phone_number, required
+from ussd.gateways.base import (
+    BadCallback,
+    Hop,
+    bounded_text,
+    check_body_size,
+    configured_codes,
+    phone_number,
+    required,
+)
 from ussd.screens import Screen
 
 log = logging.getLogger(__name__)
@@ -143,7 +151,7 @@ def service_code(raw: str) -> str:
     if match is None:
         raise BadCallback(BAD_SERVICE_CODE)
     body = match.group(1)
-    for known in sorted(current_app.config.get("SERVICE_CODES") or (), key=len, reverse=True):
+    for known in configured_codes():
         base = known.strip("*#")
         if body == base or body.startswith(base + "*"):
             return known
