@@ -2,8 +2,11 @@
 
 A hop costs two round trips whatever happened before it: one pipeline takes the
 session's lock and reads everything the hop needs; one pipeline writes everything
-back, journals it and releases the lock. Every key of a session shares the phone's
-hash tag (see state.keys), so they live in one Redis Cluster slot.
+back, journals it and releases the lock (a gateway's retry: the reads, then the release
+alone). Nothing else is sent, no SCRIPT EXISTS/LOAD either: the release is a plain EVAL
+(see state.locks), and tests/ussd/test_round_trips.py counts the round trips. Every key
+of a session shares the phone's hash tag (see state.keys), so they live in one Redis
+Cluster slot.
 """
 from __future__ import annotations
 
@@ -112,7 +115,6 @@ class SessionStore:
         self.ttl = ttl
         self.resume_ttl = resume_ttl
         self.lock_timeout = lock_timeout
-        self._release = client.register_script(locks.RELEASE_SCRIPT)
 
     @contextmanager
     def hop(self, phone: str, session_id: str, hop_key: str) -> Iterator[Held]:
@@ -128,7 +130,7 @@ class SessionStore:
             yield held
         finally:
             if not held.released:
-                self._release(keys=[lock_key], args=[token])
+                locks.release(self.redis, lock_key, token)
 
     @contextmanager
     def lock(self, phone: str, session_id: str) -> Iterator[None]:
@@ -137,7 +139,7 @@ class SessionStore:
         try:
             yield
         finally:
-            self._release(keys=[lock_key], args=[token])
+            locks.release(self.redis, lock_key, token)
 
     def _acquire(
         self, phone: str, session_id: str, reads: Callable[[redis.client.Pipeline], None]
@@ -209,6 +211,6 @@ class SessionStore:
         for trigger, source, dest in change.transitions:
             journal.append(pipe, "ussd.transition", session=sid, phone=phone, trigger=trigger, source=source, dest=dest)
         if held is not None:
-            self._release(keys=[held.lock_key], args=[held.token], client=pipe)
+            locks.release(pipe, held.lock_key, held.token)
             held.released = True
         pipe.execute()
