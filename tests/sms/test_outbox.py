@@ -395,43 +395,38 @@ def test_a_deferred_resend_is_sent_once_the_rate_allows(redis_client, africastal
     assert len(africastalking_standin.received) == 30
 
 
-def _claimed_by(app, message_id: str, job_id: str, confirmed: bool) -> None:
-    """The message as a run of job ``job_id`` left it: claimed, confirmed or not."""
-    fields = {"state": "sending", "claim": job_id, "claimed_at": "1", "attempts": 1}
+def _rerun_after_a_claim(app, claimed_by: str, confirmed: bool, job_id: str) -> str:
+    """A message that a run of job ``claimed_by`` left "sending" (its claim confirmed or
+    not), and job ``job_id`` queued to deliver it again; the message id."""
+    message_id = queue_one(app)
+    for name in worker.QUEUES:
+        worker.queue(app, name).empty()
+    worker.queue(app).enqueue(outbox.deliver, message_id, True, job_id=job_id)
+    fields = {"state": "sending", "claim": claimed_by, "claimed_at": "1", "attempts": 1}
     if confirmed:
-        fields["claim_confirmed"] = job_id
+        fields["claim_confirmed"] = claimed_by
     get_redis(app).hset(keys.sms_message(message_id), mapping=fields)
+    return message_id
 
 
 def test_a_job_whose_claim_answer_was_lost_takes_its_own_claim_back_and_sends(sms_app, africastalking_standin):
     """The drill: the claim (queued -> sending) timed out on our side but Redis applied it;
     the job's rerun found "sending" and did nothing, and the token was never sent."""
-    message_id = queue_one(sms_app)
-    for name in worker.QUEUES:
-        worker.queue(sms_app, name).empty()
-    worker.queue(sms_app).enqueue(outbox.deliver, message_id, True, job_id="deliver-rerun")
-    _claimed_by(sms_app, message_id, "deliver-rerun", confirmed=False)
+    message_id = _rerun_after_a_claim(sms_app, "deliver-rerun", confirmed=False, job_id="deliver-rerun")
     run_jobs(sms_app)
     assert state(sms_app, message_id).state == "sent"
     assert len(africastalking_standin.received) == 1
 
 
 def test_a_rerun_after_the_send_may_have_started_never_sends_again(sms_app, africastalking_standin):
-    message_id = queue_one(sms_app)
-    for name in worker.QUEUES:
-        worker.queue(sms_app, name).empty()
-    worker.queue(sms_app).enqueue(outbox.deliver, message_id, True, job_id="deliver-killed")
-    _claimed_by(sms_app, message_id, "deliver-killed", confirmed=True)  # then the worker died mid-send
+    # Claimed and confirmed, then the worker died mid-send: the rerun must not send.
+    message_id = _rerun_after_a_claim(sms_app, "deliver-killed", confirmed=True, job_id="deliver-killed")
     run_jobs(sms_app)
     assert state(sms_app, message_id).state == "sending"  # left to the sweep: unconfirmed, never resent
     assert africastalking_standin.received == []
 
 
 def test_another_jobs_unconfirmed_claim_is_not_taken(sms_app, africastalking_standin):
-    message_id = queue_one(sms_app)
-    for name in worker.QUEUES:
-        worker.queue(sms_app, name).empty()
-    worker.queue(sms_app).enqueue(outbox.deliver, message_id, True, job_id="deliver-other")
-    _claimed_by(sms_app, message_id, "deliver-first", confirmed=False)
+    message_id = _rerun_after_a_claim(sms_app, "deliver-first", confirmed=False, job_id="deliver-other")
     run_jobs(sms_app)
     assert state(sms_app, message_id).state == "sending" and africastalking_standin.received == []
