@@ -18,6 +18,7 @@ run: install
 	$(BIN)/guichet serve
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 clean:

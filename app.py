@@ -147,9 +147,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
 
-    from utility import admin, cli as utility_cli
+    from ussd import dial
+    from ussd import views as ussd_views
+    from utility import admin
+    from utility import cli as utility_cli
     from utility.vending import cli as vending_cli
-    from ussd import dial, views as ussd_views
 
     ussd_views.init_app(app)
 
@@ -279,10 +281,9 @@ def check_live_config(app: Flask) -> None:
 
 
 def seed_embedded_demo(app: Flask) -> None:
+    from state.store import get_redis
     from utility.customers import RedisCustomerBase
     from utility.demo import DEMO_PHONES, seed_demo
-
-    from state.store import get_redis
 
     with app.app_context():
         result = seed_demo(RedisCustomerBase(get_redis()), int(app.config["DEMO_CUSTOMERS"]))

@@ -78,7 +78,7 @@ class Settings:
     retention: int  # seconds
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "Settings":
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
         send_timeout = float(config.get("SMS_TIMEOUT") or 10)
         return cls(
             provider=provider_name(config),
@@ -111,7 +111,7 @@ class Message:
     fields: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_hash(cls, record: Mapping[str, str]) -> "Message":
+    def from_hash(cls, record: Mapping[str, str]) -> Message:
         return cls(
             id=record["id"],
             to=record.get("to", ""),
@@ -515,7 +515,7 @@ def ensure_sweeping(app: Flask | None = None, now: float | None = None) -> None:
 def _schedule_sweep(app: Flask, period: int, every: int) -> None:
     # One job id per period: every worker booking "the next sweep" books the same job,
     # so however many start the chain, one sweep runs per period.
-    at = datetime.datetime.fromtimestamp(period * every, tz=datetime.timezone.utc)
+    at = datetime.datetime.fromtimestamp(period * every, tz=datetime.UTC)
     worker.queue(app).enqueue_at(at, sweep_job, period, job_id=_sweep_job_id(period), result_ttl=2 * every)
 
 

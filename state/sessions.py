@@ -48,7 +48,7 @@ class Session:
         return json.dumps(vars(self), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, raw: str) -> "Session":
+    def from_json(cls, raw: str) -> Session:
         return cls(**json.loads(raw))
 
 
@@ -65,7 +65,7 @@ class ResumePoint:
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, raw: str) -> "ResumePoint":
+    def from_json(cls, raw: str) -> ResumePoint:
         return cls(**json.loads(raw))
 
 

@@ -73,7 +73,7 @@ class Store:
         self.embedded = embedded
 
     @classmethod
-    def from_url(cls, url: str | None, timeout: float = TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT) -> "Store":
+    def from_url(cls, url: str | None, timeout: float = TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT) -> Store:
         if not url:
             server = embedded_server()
             return cls(
@@ -89,7 +89,7 @@ class Store:
         )
 
     @classmethod
-    def from_client(cls, client: redis.Redis) -> "Store":
+    def from_client(cls, client: redis.Redis) -> Store:
         """Wrap a test's client (fakeredis or real) in a Store sharing its connection."""
         pool = client.connection_pool
         if isinstance(client, fakeredis.FakeRedis):

@@ -99,7 +99,7 @@ def queue(app: Flask | None = None, name: str = QUEUE_NAME) -> Queue:
 # -- the worker -------------------------------------------------------------------------------
 # The rq workers running in this process, by name: the reclaimer knows exactly which jobs
 # they run, without waiting for any key to expire.
-_live_workers: dict[str, "AppWorker"] = {}
+_live_workers: dict[str, AppWorker] = {}
 
 
 def live_executions() -> dict[str, set[str]]:
@@ -241,7 +241,7 @@ class ThreadScheduler(RQScheduler):
             for name in held:
                 script(keys=[self.get_locking_key(name)], args=[self.name, self.lock_ttl], client=pipe)
             outcomes = pipe.execute()[2:]
-        lost = {name for name, outcome in zip(held, outcomes) if outcome == 0}
+        lost = {name for name, outcome in zip(held, outcomes, strict=True) if outcome == 0}
         if lost:
             log.warning("scheduler %s lost the lock of %s to another scheduler", self.name, ", ".join(sorted(lost)))
             self._acquired_locks -= lost

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from state import journal, switches
+from state.limits import Limit, LimitReached
 from utility.billing import BuiltinBilling
 from utility.customers import Account, RedisCustomerBase
 from utility.meters import with_check_digit
-from state.limits import LimitReached, Limit
 from utility.orders import BILL, UNITS, OrderLimits, Orders, ReferenceTaken, new_reference
 from utility.payments.base import PaymentRequest, PaymentResult, ProviderUnavailable
 from utility.vending.builtin import BuiltinVending, StsSettings
@@ -386,6 +386,7 @@ def test_our_own_redis_blinking_during_a_vend_is_retried_in_seconds_without_news
     orders.on_payment_result(money.result("ORDER001", "successful"))
     real_vend = orders.vending.vend
     import redis as redis_py
+
     from utility.vending.base import BackendUnavailable
 
     def blink(*args, **kwargs):

@@ -251,9 +251,8 @@ def test_a_job_taken_but_never_started_goes_back_to_the_queue(app):
 def test_a_live_worker_of_this_process_keeps_its_job(app):
     """The reclaimer asks this process's workers what they run: a job running for longer
     than any grace is theirs, not abandoned."""
-    from tests.faults.jobs import slow_the_first_time
-
     from state.store import get_store
+    from tests.faults.jobs import slow_the_first_time
 
     worker.queue(app).enqueue(slow_the_first_time, "guichet:{test}:slow", 1.5)
     background = worker.start_in_thread(app)

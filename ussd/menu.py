@@ -20,10 +20,10 @@ from typing import Any, Protocol
 
 from transitions import EventData, Machine, MachineError
 
+from state.limits import LimitReached
 from state.sessions import Session
 from ussd.screens import SCREENS, TOP_LEVEL, account_item, current_page, list_pages, money
 from utility.customers import CustomerBase
-from state.limits import LimitReached
 from utility.meters import meter_problem
 from utility.orders import BILL, UNITS, Orders, ReferenceTaken, new_reference
 from utility.phones import mobile_number

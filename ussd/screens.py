@@ -138,7 +138,7 @@ class Screen:
         return ("E" if self.end else "C") + self.text
 
     @classmethod
-    def from_cache(cls, raw: str) -> "Screen":
+    def from_cache(cls, raw: str) -> Screen:
         return cls(raw[1:], raw[0] == "E")
 
 

@@ -14,8 +14,8 @@ from flask import Blueprint, Flask, Response, abort, current_app, request
 from state import journal
 from state.sessions import SessionStore
 from state.store import get_redis
-from ussd.engine import Engine, Settings
 from ussd.catalogue import text
+from ussd.engine import Engine, Settings
 from ussd.gateways import GATEWAYS, BadCallback
 from ussd.gateways.base import MAX_BODY_BYTES
 from ussd.screens import Screen

@@ -78,7 +78,7 @@ class GatewayAccess:
     proxies: tuple[Network, ...]
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], gateway: str) -> "GatewayAccess":
+    def from_config(cls, config: Mapping[str, Any], gateway: str) -> GatewayAccess:
         token = _per_gateway(config.get("CALLBACK_TOKEN"), gateway)
         return cls(
             token=str(token) if token not in (None, "") else None,

@@ -111,7 +111,7 @@ class Order:
         return json.dumps(vars(self), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, raw: str) -> "Order":
+    def from_json(cls, raw: str) -> Order:
         return cls(**json.loads(raw))
 
 
@@ -487,7 +487,7 @@ class Orders:
             journal.append(pipe, "order.transition", order=order.reference, trigger=trigger, source=source,
                            dest=dest, why=why)
         pipe.execute()
-        for trigger, source, dest, why in moves:
+        for _trigger, source, dest, why in moves:
             log.info("order %s %s -> %s %s (%s)", order.reference, source, dest, why, mask_tail(order.phone))
 
 

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
-from state import worker
+from state import limits, worker
 from state.store import get_redis
 from utility import payments, vending
 from utility.billing import BillingBackend, BuiltinBilling
 from utility.customers import RedisCustomerBase
-from state import limits
 from utility.orders import OrderLimits, Orders
 from utility.payments.base import PaymentProvider, PaymentResult
 from utility.vending.base import VendingBackend

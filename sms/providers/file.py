@@ -40,7 +40,7 @@ class FileClient(SmsClient):
                 "to": sms.to,
                 "body": sms.body,
                 "segments": sms_segments(sms.body),
-                "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+                "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
                 "message_id": sms.message_id,
             },
             ensure_ascii=False,

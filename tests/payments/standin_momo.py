@@ -101,7 +101,7 @@ class StandinMomo:
         self._server: http.server.ThreadingHTTPServer | None = None
 
     # -- running ---------------------------------------------------------------------------------
-    def start(self) -> "StandinMomo":
+    def start(self) -> StandinMomo:
         standin = self
 
         class Handler(Endpoint):

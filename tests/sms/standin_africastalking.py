@@ -71,7 +71,7 @@ class AfricasTalkingStandin:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "AfricasTalkingStandin":
+    def start(self) -> AfricasTalkingStandin:
         self.thread.start()
         return self
 

@@ -47,7 +47,7 @@ class TwilioStandin:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "TwilioStandin":
+    def start(self) -> TwilioStandin:
         self.thread.start()
         return self
 

@@ -298,7 +298,7 @@ def test_a_queued_message_whose_job_was_lost_is_requeued(sms_app, africastalking
 
 def test_a_message_waiting_for_its_retry_is_not_requeued(sms_app, africastalking_standin, clock):
     africastalking_standin.answer_status(500)
-    message_id = queue_one(sms_app)
+    queue_one(sms_app)
     run_jobs(sms_app)
     clock.advance(outbox.BACKOFF[0] + 1)  # due, but its job is booked: nothing lost
     assert outbox.sweep_stale(sms_app) == outbox.SweepResult()

@@ -32,7 +32,7 @@ class Phone:
         self.status = 0
         self.body = ""
 
-    def post(self, text: str) -> "Phone":
+    def post(self, text: str) -> Phone:
         response = self.client.post(
             "/ussd/africastalking",
             data={
@@ -49,10 +49,10 @@ class Phone:
         assert self.body.startswith(("CON ", "END ")), self.body
         return self
 
-    def dial(self) -> "Phone":
+    def dial(self) -> Phone:
         return self.post("")
 
-    def send(self, value: str) -> "Phone":
+    def send(self, value: str) -> Phone:
         self.inputs.append(value)
         return self.post("*".join(self.inputs))
 

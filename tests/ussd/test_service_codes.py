@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ussd.gateways.base import SERVICE_CODE, BadCallback, split_dial_string
 from tests.ussd.conftest import ONE_METER, SEVERAL, Phone
+from ussd.gateways.base import SERVICE_CODE, BadCallback, split_dial_string
 
 MAIN_MENU = "Guichet\n1. Acheter des unités"
 HINT = "Choix invalide"

@@ -342,7 +342,7 @@ class XmlVendStandin:
             _el("serverID", BASE, xsi_type="EANDeviceID", ean="6004000000000"),
             _el("terminalID", BASE, xsi_type="GenericDeviceID", id=self.terminal_id),
             *((_el("reqMsgID", BASE, dateTime=stamp, uniqueNumber=number),) if received is not None else ()),
-            _el("respDateTime", BASE, datetime.datetime.now(datetime.timezone.utc).isoformat()),
+            _el("respDateTime", BASE, datetime.datetime.now(datetime.UTC).isoformat()),
         )
 
     def _meter(self, received: Received, id_method_ns: str) -> tuple[str, StandinMeter]:

@@ -143,7 +143,7 @@ class PaymentProvider(Protocol):
         """Ask the provider where the payment stands (polling: callbacks get lost)."""
         ...
 
-    def parse_callback(self, request: "flask.Request") -> PaymentResult | WakeUp:
+    def parse_callback(self, request: flask.Request) -> PaymentResult | WakeUp:
         """What a provider's callback tells, as far as it can be trusted: a result when
         the callback itself is proof (the demo's is signed), a WakeUp when only a status
         call can tell (MTN's). Must be quick: no call to the provider here.
@@ -155,7 +155,7 @@ class PaymentProvider(Protocol):
 MAX_CALLBACK_BYTES = 16 * 1024  # provider callbacks are a few hundred bytes
 
 
-def callback_body(request: "flask.Request", limit: int = MAX_CALLBACK_BYTES) -> bytes:
+def callback_body(request: flask.Request, limit: int = MAX_CALLBACK_BYTES) -> bytes:
     """The raw body of a callback, refused (400) when it is larger than any real one."""
     if (request.content_length or 0) > limit:
         raise BadPaymentCallback(f"body over {limit} bytes")

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 DEMO_VENDING_KEY = "abababababababab"
 
 
-def sts_settings(config: Mapping[str, Any]) -> "StsSettings":
+def sts_settings(config: Mapping[str, Any]) -> StsSettings:
     from utility.vending.builtin import StsSettings
 
     key = str(config.get("STS_VENDING_KEY") or DEMO_VENDING_KEY)

@@ -85,7 +85,7 @@ class Vend:
         return json.dumps(record, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, raw: str) -> "Vend":
+    def from_json(cls, raw: str) -> Vend:
         record = json.loads(raw)
         record.update(
             units=Decimal(record["units"]),

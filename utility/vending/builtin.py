@@ -25,7 +25,6 @@ from utility.vending.base import (
     AmountTooHigh,
     AmountTooLow,
     BackendUnavailable,
-    Charge,
     MeterBlocked,
     MeterInfo,
     Quote,

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, fields as dataclass_fields, replace
-from datetime import date, datetime, time, timedelta, timezone
+from dataclasses import dataclass, replace
+from dataclasses import fields as dataclass_fields
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from utility.meters import luhn_check_digit
@@ -119,7 +120,7 @@ def tid_for(issued: datetime, base_date: date) -> int:
     """Minutes from the base date to ``issued`` (aware datetimes are taken in UTC)."""
     _check_base_date(base_date)
     if issued.tzinfo is not None:
-        issued = issued.astimezone(timezone.utc).replace(tzinfo=None)
+        issued = issued.astimezone(UTC).replace(tzinfo=None)
     tid = (issued - datetime.combine(base_date, time())) // timedelta(minutes=1)
     if not 0 <= tid < TID_LIMIT:
         end = tid_datetime(TID_LIMIT - 1, base_date)

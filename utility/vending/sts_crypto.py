@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from utility.vending import des
@@ -51,7 +51,7 @@ def table_names() -> tuple[str, ...]:
     return tuple(sorted(_table_file()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def sta_tables(name: str = DEFAULT_TABLES) -> StaTables:
     raw = _table_file().get(name)
     if raw is None:
@@ -88,7 +88,7 @@ class _Compiled:
     isub: tuple[tuple[ByteTable, ...], ...]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(name: str) -> _Compiled:
     t = sta_tables(name)
     inv_perm = [0] * 64

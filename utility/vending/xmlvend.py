@@ -140,7 +140,7 @@ class _Pending:
     free_units: Decimal | None
     msg_id: MsgID
 
-    def same_vend(self, other: "_Pending") -> bool:
+    def same_vend(self, other: _Pending) -> bool:
         return (self.op, self.meter, self.amount, self.free_units) == (
             other.op, other.meter, other.amount, other.free_units)
 

@@ -65,7 +65,7 @@ class MsgID:
     unique_number: int
 
     @classmethod
-    def at(cls, when: datetime.datetime, unique_number: int) -> "MsgID":
+    def at(cls, when: datetime.datetime, unique_number: int) -> MsgID:
         return cls(f"{when:%Y%m%d%H%M%S}", unique_number)
 
     def __str__(self) -> str:
