@@ -83,6 +83,7 @@ from flask import Flask
 
 from state import keys
 from state.store import get_redis
+from utility.access import Network, parse_networks
 from utility.customers import mask_tail
 from utility.payments.base import (
     FAILED,
@@ -135,9 +136,6 @@ CONFIGURATION_ERRORS = frozenset({
     "PAYEE_NOT_ALLOWED_TO_RECEIVE",
 })
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
 @dataclass(frozen=True)
 class MomoSettings:
     subscription_key: str
@@ -152,14 +150,6 @@ class MomoSettings:
     status_rate: int = 10  # status GETs per second, all processes together (MTN caps them)
     rate_wait: float = 1.0  # how long a status GET may wait for a free slot
     not_found_grace: float = 120.0  # a 404 this long after an unacknowledged request: it never arrived
-
-
-def parse_networks(value: object) -> tuple[Network, ...]:
-    """``"196.201.214.0/24, 41.202.207.10"`` or a list of those, as networks."""
-    if not value:
-        return ()
-    items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
-    return tuple(ipaddress.ip_network(str(item).strip(), strict=False) for item in items if str(item).strip())
 
 
 CREDENTIALS = ("MTN_MOMO_SUBSCRIPTION_KEY", "MTN_MOMO_API_USER", "MTN_MOMO_API_KEY")
