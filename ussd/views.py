@@ -17,9 +17,9 @@ from state.store import get_redis
 from ussd.catalogue import text
 from ussd.engine import Engine, Settings
 from ussd.gateways import GATEWAYS, BadCallback
-from ussd.gateways.base import MAX_BODY_BYTES
+from ussd.gateways.base import check_body_size
 from ussd.screens import Screen
-from utility.access import GatewayAccess, open_gateways
+from utility.access import GatewayAccess
 from utility.customers import mask_tail
 from utility.services import services
 
@@ -67,12 +67,10 @@ EVENT_FIELD_CHARS = 200  # a session-end field worth keeping is short; the rest 
 def check_access() -> Response | None:
     """403 for a callback that is not from the gateway, before anything reads or writes."""
     gateway = (request.view_args or {}).get("gateway") or "africastalking"  # the events URL is AT's
-    if gateway not in GATEWAYS:
-        return None  # a 404 follows
-    access: dict[str, GatewayAccess] = current_app.extensions.setdefault(ACCESS, {})
-    if gateway not in access:
-        access[gateway] = GatewayAccess.from_config(current_app.config, gateway)
-    refusal = access[gateway].refusal(request)
+    access: GatewayAccess | None = current_app.extensions[ACCESS].get(gateway)
+    if access is None:
+        return None  # not a gateway: a 404 follows
+    refusal = access.refusal(request)
     if refusal is None:
         return None
     log.warning("refused a %s callback from %s: %s", gateway, request.remote_addr, refusal)
@@ -109,8 +107,10 @@ def africastalking_session_end() -> Response:
     """
     # Capped like the hops: a notification is a few hundred bytes, and what it carries
     # goes into the journal, so an unbounded one would fill Redis.
-    if (request.content_length or 0) > MAX_BODY_BYTES or len(request.get_data(cache=True)) > MAX_BODY_BYTES:
-        return bad_request(f"body over {MAX_BODY_BYTES} bytes")
+    try:
+        check_body_size(request)
+    except BadCallback as exc:
+        return bad_request(str(exc))
     form = request.form
 
     def field(name: str) -> str:
@@ -137,7 +137,7 @@ def africastalking_session_end() -> Response:
 
 def open_warning(app: Flask) -> str | None:
     """The loud line for a server whose USSD callbacks anyone may send (None: none are open)."""
-    names = open_gateways(app.config, sorted(GATEWAYS))
+    names = sorted(name for name, access in app.extensions[ACCESS].items() if access.open)
     if not names:
         return None
     return (
@@ -148,7 +148,6 @@ def open_warning(app: Flask) -> str | None:
 
 
 def init_app(app: Flask) -> None:
-    # Bad access settings fail at start-up, not on the first callback.
-    for name in GATEWAYS:
-        GatewayAccess.from_config(app.config, name)
+    # Built once, so bad access settings fail at start-up, not on the first callback.
+    app.extensions[ACCESS] = {name: GatewayAccess.from_config(app.config, name) for name in GATEWAYS}
     app.register_blueprint(bp)

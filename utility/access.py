@@ -102,8 +102,3 @@ class GatewayAccess:
             if not hmac.compare_digest(presented.encode("utf-8", "replace"), self.token.encode()):
                 return "missing or wrong callback token"
         return None
-
-
-def open_gateways(config: Mapping[str, Any], gateways: list[str]) -> list[str]:
-    """The gateways whose callbacks anyone may send (nothing configured for them)."""
-    return [name for name in gateways if GatewayAccess.from_config(config, name).open]
