@@ -309,9 +309,8 @@ def reserve_slot(
     if rate_per_second <= 0:
         return 0.0
     ahead = repr(min(max_ahead, 1e12))  # Lua's tonumber does not read "inf" everywhere
-    wait = float(client.eval(_RESERVE_SLOT, 1, keys.sms_rate(provider), repr(now), repr(1.0 / rate_per_second),
+    return float(client.eval(_RESERVE_SLOT, 1, keys.sms_rate(provider), repr(now), repr(1.0 / rate_per_second),
                              ahead))
-    return wait if wait < 0 else max(0.0, wait)
 
 
 def deliver(message_id: str, reserved: bool = False) -> str:
@@ -335,14 +334,12 @@ def deliver(message_id: str, reserved: bool = False) -> str:
         priority = message.kind in PRIORITY_KINDS
         wait = reserve_slot(r, settings.provider, settings.rate_per_second, now,
                             float("inf") if priority else NORMAL_MAX_AHEAD)
-        if wait < 0:  # behind the priority messages: look again when a slot is in reach
-            r.hset(keys.sms_message(message_id), "next_attempt_at", _stamp(now - wait))
-            worker.queue(app).enqueue_in(datetime.timedelta(seconds=-wait), deliver, message_id, False)
-            return "deferred"
-        if wait > 0:
-            r.hset(keys.sms_message(message_id), "next_attempt_at", _stamp(now + wait))
-            worker.queue(app).enqueue_in(datetime.timedelta(seconds=wait), deliver, message_id, True)
-            log.debug("sms %s waits %.2f s for its %s slot", message_id, wait, settings.provider)
+        if wait:
+            # > 0: the slot booked is that far ahead; < 0: nothing booked (behind the
+            # priority messages), look again once a slot is within reach.
+            r.hset(keys.sms_message(message_id), "next_attempt_at", _stamp(now + abs(wait)))
+            worker.queue(app).enqueue_in(datetime.timedelta(seconds=abs(wait)), deliver, message_id, wait > 0)
+            log.debug("sms %s waits %.2f s for its %s slot", message_id, abs(wait), settings.provider)
             return "deferred"
 
     # Built before the claim: a configuration error must leave the message queued, not
