@@ -255,7 +255,14 @@ def live_config_problems(config: Any) -> list[str]:
     and signs its callbacks over our public URL: GUICHET_PUBLIC_URL must be set, and not
     to a loopback address it would be told to call back. (Africa's Talking takes its
     callback URLs from its dashboard, not from us.)"""
+    import ipaddress
     from urllib.parse import urlsplit
+
+    def loopback(host: str) -> bool:
+        try:
+            return host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     problems: list[str] = []
     if config.get("PAYMENT_PROVIDER") == "mtn_momo":
@@ -268,7 +275,7 @@ def live_config_problems(config: Any) -> list[str]:
         if not public:
             problems.append("GUICHET_PUBLIC_URL is not set: Twilio could not report deliveries nor sign its "
                             "callbacks over our address; set it to this server's public https URL")
-        elif host in ("localhost", "127.0.0.1", "::1") or host.startswith("127."):
+        elif loopback(host):
             problems.append(f"GUICHET_PUBLIC_URL is {public}, a loopback address Twilio cannot reach")
     return problems
 
