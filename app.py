@@ -15,6 +15,9 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from sms import DEFAULTS as SMS_DEFAULTS
+from sms.catalogue import DEFAULT_LANGUAGE
+from utility.payments import DEFAULTS as PAYMENT_DEFAULTS
+from utility.vending import DEFAULTS as VENDING_DEFAULTS
 
 # Provider credentials keep the names their providers document (no GUICHET_ prefix).
 PROVIDER_VARIABLES = (
@@ -24,11 +27,13 @@ PROVIDER_VARIABLES = (
     "MTN_MOMO_TARGET_ENVIRONMENT", "MTN_MOMO_CALLBACK_URL", "MTN_MOMO_CURRENCY", "MTN_MOMO_CALLBACK_IPS",
 )
 
+# Every default, each stated once: the app's own here, each package's in its DEFAULTS
+# (merged below), which is also where its settings find what a mapping lacks.
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,  # None: embedded in-process store (see state.store)
     "ADMIN_KEY": None,  # None: the /admin endpoints do not exist
     "UTILITY_NAME": "Guichet",
-    "DEFAULT_LANGUAGE": "fr",
+    "DEFAULT_LANGUAGE": DEFAULT_LANGUAGE,  # the catalogues' own (fr): every text exists in it
     "SESSION_TTL": 180,  # seconds; refreshed on every hop
     "RESUME_TTL": 300,  # a dropped session can be resumed for this long
     "LOCK_TIMEOUT": 5.0,  # seconds a hop waits for another hop of its session
@@ -44,43 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "RESEND_LIMITS": "1/60,3/3600",  # "resend my last token"
     "ORDER_LIMITS": "3/60,10/3600",  # orders placed by one caller
     "PAYER_PROMPT_LIMITS": "3/600,10/86400",  # payment prompts to one payer's handset
-    # Vending (utility.vending): the built-in STS engine, or the utility's XMLVend server.
-    "VENDING_BACKEND": "builtin",
-    "STS_VENDING_KEY": None,  # hex; None: the public STS test key (demo meters only)
-    "STS_KEY_TYPE": 2,
-    "STS_SGC": "123456",
-    "STS_TARIFF_INDEX": "01",
-    "STS_KRN": 1,
-    "STS_BASE_DATE": "2014-01-01",
-    "STS_TABLES": "test",
-    "TARIFFS_FILE": None,  # None: the shipped utility/vending/tariffs.toml
-    "XMLVEND_URL": None,
-    "XMLVEND_CLIENT_ID": None,
-    "XMLVEND_TERMINAL_ID": None,
-    "XMLVEND_OPERATOR": None,
-    "XMLVEND_PASSWORD": None,
-    "XMLVEND_TIMEOUT": 10.0,
-    **SMS_DEFAULTS,  # SMS_PROVIDER (console), provider credentials...
-    # Payments (utility.payments): the embedded demo provider, or MTN MoMo Collection.
-    "PAYMENT_PROVIDER": "demo",
-    # PUBLIC_URL (in SMS_DEFAULTS): where providers reach us. Unset, the demo provider calls
-    # back http://127.0.0.1:<port>, and live providers refuse to start (check_live_config).
-    "PAYMENTS_SECRET": None,  # demo callback HMAC key; None: from SECRET_KEY, else random, kept in Redis
-    "DEMO_PAYMENT_DELAY": 3.0,
-    "PAYMENT_POLL_AFTER": 30.0,  # seconds pending before the first status call
-    "PAYMENT_POLL_MAX_INTERVAL": 120.0,
-    "PAYMENT_EXPIRY": 600.0,  # then failed, reason expired
-    "PAYMENT_POLL_EVERY": 10.0,
-    "MTN_MOMO_BASE_URL": "https://sandbox.momodeveloper.mtn.com",
-    "MTN_MOMO_SUBSCRIPTION_KEY": None,
-    "MTN_MOMO_API_USER": None,
-    "MTN_MOMO_API_KEY": None,
-    "MTN_MOMO_TARGET_ENVIRONMENT": "sandbox",  # e.g. mtncameroon in production
-    "MTN_MOMO_CALLBACK_URL": None,  # None: no callback, polling only
-    "MTN_MOMO_CURRENCY": None,  # required outside the sandbox (XAF in Cameroon); EUR in the sandbox
-    "MTN_MOMO_CALLBACK_IPS": "",  # comma-separated CIDRs; empty: any source (never trusted anyway)
-    "MTN_MOMO_TIMEOUT": 10.0,
-    "MTN_MOMO_STATUS_RATE": 10,  # status GETs per second, all processes together
+    **VENDING_DEFAULTS,  # VENDING_BACKEND (builtin: the STS engine) or the utility's XMLVend server, STS_*...
+    **SMS_DEFAULTS,  # SMS_PROVIDER (console), provider credentials, PUBLIC_URL...
+    **PAYMENT_DEFAULTS,  # PAYMENT_PROVIDER (demo) or MTN MoMo Collection, the poller...
 }
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-# Configuration of the SMS channel, read from GUICHET_<NAME> like the rest (app.DEFAULTS
-# should carry the same values; sms.views.init_app fills in any that are missing).
+# Configuration of the SMS channel, read from GUICHET_<NAME> like the rest. Each default is
+# stated here and nowhere else: app.DEFAULTS merges this mapping, and whatever reads a
+# setting from a mapping that lacks it (an app not made by create_app, a test's dict)
+# takes the default from here (sms.outbox.Settings, sms.providers).
 DEFAULTS: dict[str, Any] = {
     "SMS_PROVIDER": "console",  # africastalking | twilio | console | file
     "SMS_FILE": None,  # the file provider's JSON-lines file

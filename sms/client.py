@@ -23,12 +23,13 @@ from dataclasses import dataclass
 import requests
 import urllib3.exceptions
 
+from sms import DEFAULTS
 from sms.gsm import sms_segments
 from utility.customers import mask_tail
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 10.0  # seconds to wait for a provider's answer
+DEFAULT_TIMEOUT: float = DEFAULTS["SMS_TIMEOUT"]  # seconds to wait for a provider's answer
 CONNECT_TIMEOUT = 3.05  # seconds to open the connection (requests' advice: just over 3)
 
 

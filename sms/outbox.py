@@ -49,10 +49,11 @@ from rq import get_current_job
 from rq.job import Job
 
 from sms.client import OutgoingSms, SmsClient, SmsError, mask_digits
+from sms import DEFAULTS
 from sms.gsm import sms_segments
-from sms.providers import client_from_config, provider_name
+from sms.providers import client_from_config, provider_name, timeout
 from state import journal, keys, worker
-from state.store import get_redis, get_store
+from state.store import TextRedis, get_redis, get_store
 from utility.customers import mask_tail
 from utility.phones import is_e164
 
@@ -79,16 +80,23 @@ class Settings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
-        send_timeout = float(config.get("SMS_TIMEOUT") or 10)
+        """The outbox's settings; one that ``config`` lacks takes its default from sms.DEFAULTS."""
+
+        def given(name: str) -> Any:  # unset, 0 or empty: the default
+            return config.get(name) or DEFAULTS[name]
+
+        def or_off(name: str) -> Any:  # unset: the default; None or 0: off
+            return config.get(name, DEFAULTS[name]) or 0
+
         return cls(
             provider=provider_name(config),
-            rate_per_second=float(config.get("SMS_RATE_PER_SECOND", 10) or 0),
+            rate_per_second=float(or_off("SMS_RATE_PER_SECOND")),
             # A claim younger than the longest a provider call can take may belong to a
             # worker still waiting for the answer: never call it stale.
-            claim_timeout=max(float(config.get("SMS_CLAIM_TIMEOUT") or 60), 3 * send_timeout),
-            requeue_after=float(config.get("SMS_REQUEUE_AFTER") or 300),
-            sweep_every=int(config.get("SMS_SWEEP_EVERY", 60) or 0),
-            retention=int(float(config.get("SMS_RETENTION_DAYS") or 30) * 86400),
+            claim_timeout=max(float(given("SMS_CLAIM_TIMEOUT")), 3 * timeout(config)),
+            requeue_after=float(given("SMS_REQUEUE_AFTER")),
+            sweep_every=int(or_off("SMS_SWEEP_EVERY")),
+            retention=int(float(given("SMS_RETENTION_DAYS")) * 86400),
         )
 
 
@@ -220,12 +228,12 @@ def send(app: Flask | None, to: str, body: str, reference: str, kind: str) -> st
     return message_id
 
 
-def load(client: redis.Redis, message_id: str) -> Message | None:
+def load(client: TextRedis, message_id: str) -> Message | None:
     record = client.hgetall(keys.sms_message(message_id))
     return Message.from_hash(record) if record else None
 
 
-def find(client: redis.Redis, reference: str) -> Message | None:
+def find(client: TextRedis, reference: str) -> Message | None:
     """The message sent for a caller's reference, if any."""
     message_id = client.get(keys.sms_reference(reference))
     return load(client, message_id) if message_id else None
@@ -233,7 +241,7 @@ def find(client: redis.Redis, reference: str) -> Message | None:
 
 # -- state changes --------------------------------------------------------------------------
 def _change(
-    client: redis.Redis,
+    client: TextRedis,
     message_id: str,
     allowed: Callable[[dict[str, str]], bool],
     changes: Callable[[dict[str, str]], dict[str, Any]],
@@ -296,7 +304,7 @@ NORMAL_MAX_AHEAD = 1.0  # seconds of booked sends a non-priority message may que
 
 
 def reserve_slot(
-    client: redis.Redis, provider: str, rate_per_second: float, now: float, max_ahead: float = float("inf")
+    client: TextRedis, provider: str, rate_per_second: float, now: float, max_ahead: float = float("inf")
 ) -> float:
     """Reserve the provider's next send slot; seconds to wait for it (0: go now).
 
@@ -518,7 +526,7 @@ def _schedule_sweep(app: Flask, period: int, every: int) -> None:
 
 # -- delivery reports -------------------------------------------------------------------------------
 def record_delivery(
-    client: redis.Redis, provider: str, provider_id: str, status: str, delivery: str, error: str = "",
+    client: TextRedis, provider: str, provider_id: str, status: str, delivery: str, error: str = "",
 ) -> Message | None:
     """Record a provider's delivery report; None when the provider id is not ours (or expired).
 

@@ -19,7 +19,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from flask.cli import AppGroup
 from twilio.request_validator import RequestValidator
 
-from sms import DEFAULTS, outbox
+from sms import outbox
 from sms.providers import setting
 from state.store import get_redis
 
@@ -130,9 +130,8 @@ def sweep_command() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Register the delivery-report endpoints and `guichet sms`; fill in SMS defaults."""
-    for name, value in DEFAULTS.items():
-        app.config.setdefault(name, value)
+    """Register the delivery-report endpoints and `guichet sms`. (The SMS defaults are in
+    app.DEFAULTS; what reads a setting an app lacks falls back to sms.DEFAULTS itself.)"""
     if bp.name not in app.blueprints:  # idempotent: tests may call it on a factory-made app
         app.register_blueprint(bp)
         app.cli.add_command(sms_cli)

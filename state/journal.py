@@ -6,11 +6,12 @@ this payment?". Entries are flat string fields so `XRANGE` output reads on its o
 from __future__ import annotations
 
 import time
-from typing import Any
-
-import redis
+from typing import TYPE_CHECKING, Any
 
 from state import keys
+
+if TYPE_CHECKING:
+    from state.store import TextCommands, TextRedis
 
 MAX_ENTRIES = 1_000_000  # approximate cap: the journal is an audit trail, not a database
 
@@ -22,12 +23,12 @@ def entry(kind: str, **fields: Any) -> dict[str, str]:
     return record
 
 
-def append(pipe: redis.Redis | Any, kind: str, **fields: Any) -> None:
+def append(pipe: TextCommands, kind: str, **fields: Any) -> None:
     """Queue one entry on ``pipe`` (a client or a pipeline: journal with the change it records)."""
     pipe.xadd(keys.journal(), entry(kind, **fields), maxlen=MAX_ENTRIES, approximate=True)
 
 
-def read(client: redis.Redis, count: int = 100) -> list[dict[str, str]]:
+def read(client: TextRedis, count: int = 100) -> list[dict[str, str]]:
     """The latest ``count`` entries, oldest first."""
     rows = client.xrevrange(keys.journal(), count=count)
     return [fields for _id, fields in reversed(rows)]

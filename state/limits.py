@@ -13,11 +13,12 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
-
-import redis
+from typing import TYPE_CHECKING, Any
 
 from state import keys
+
+if TYPE_CHECKING:
+    from state.store import TextRedis
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ return '0'
 
 
 def take(
-    client: redis.Redis, phone: str, action: str, limits: tuple[Limit, ...], now: float | None = None
+    client: TextRedis, phone: str, action: str, limits: tuple[Limit, ...], now: float | None = None
 ) -> None:
     """Count one ``action`` for ``phone``, or raise LimitReached (nothing is counted then)."""
     if not limits:

@@ -6,8 +6,10 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import redis
+if TYPE_CHECKING:
+    from state.store import TextCommands, TextRedis
 
 # Delete the lock only if it is still ours: a holder slower than the lock's expiry must
 # not free the lock another has taken since.
@@ -38,14 +40,14 @@ def backoff(deadline: float, delay: float, what: str) -> float:
     return min(delay * 2, 0.05)
 
 
-def release(client: redis.Redis | redis.client.Pipeline, key: str, token: str) -> object:
+def release(client: TextCommands, key: str, token: str) -> object:
     """Delete ``key`` if it still holds ``token``: at once on a client (1 if deleted, else
     0), or queued on a pipeline, to ride along with the holder's last writes."""
     return client.eval(RELEASE_SCRIPT, 1, key, token)
 
 
 @contextmanager
-def hold(client: redis.Redis, key: str, wait: float = 5.0, expiry: float = 30.0) -> Iterator[None]:
+def hold(client: TextRedis, key: str, wait: float = 5.0, expiry: float = 30.0) -> Iterator[None]:
     """Hold ``key`` as a lock; wait up to ``wait`` seconds for it, never hold past ``expiry``."""
     token = new_token()
     deadline = time.monotonic() + wait

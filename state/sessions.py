@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
-
-import redis
+from typing import TYPE_CHECKING, Any
 
 from state import journal, keys, locks
+
+if TYPE_CHECKING:
+    from state.store import TextPipeline, TextRedis
 
 
 class SessionBusy(Exception):
@@ -106,7 +107,7 @@ class Held:
 class SessionStore:
     def __init__(
         self,
-        client: redis.Redis,
+        client: TextRedis,
         ttl: int = 180,
         resume_ttl: int = 300,
         lock_timeout: float = 5.0,
@@ -142,7 +143,7 @@ class SessionStore:
             locks.release(self.redis, lock_key, token)
 
     def _acquire(
-        self, phone: str, session_id: str, reads: Callable[[redis.client.Pipeline], None]
+        self, phone: str, session_id: str, reads: Callable[[TextPipeline], None]
     ) -> tuple[str, str, list[Any]]:
         lock_key = keys.session_lock(phone, session_id)
         token = locks.new_token()

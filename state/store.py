@@ -14,10 +14,13 @@ connection (the pooled socket of a Redis that restarted), never a timeout.
 """
 from __future__ import annotations
 
+import builtins
+import datetime
 import functools
 import logging
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import fakeredis
 import redis
@@ -45,6 +48,98 @@ EMBEDDED_WARNING = (
 )
 
 
+# -- the decoded client, typed -------------------------------------------------------------
+# redis-py types every reply ``bytes | str`` (it cannot know a client's decode_responses)
+# and its hash and stream parameters refuse a ``dict[str, str]`` (a Mapping's key type is
+# invariant). Guichet's own keys all live behind the one client made with
+# decode_responses=True (Store.data): these protocols say, once, what that client takes
+# and answers, for the commands Guichet sends. Store casts its client to TextRedis; every
+# module that holds it is typed with TextRedis, or TextCommands when it may be a pipeline.
+Value = str | int | float | bytes  # what a command writes (redis-py encodes numbers itself)
+
+
+class TextCommands(Protocol):
+    """The commands Guichet sends on the decoded client or on one of its pipelines. On a
+    pipeline outside WATCH they are queued and answer the pipeline, not these types: their
+    results then come back from ``execute()``."""
+
+    # strings and keys
+    def get(self, name: str) -> str | None: ...
+    def mget(self, keys: Iterable[str], *args: str) -> list[str | None]: ...
+    def set(
+        self, name: str, value: Value, ex: int | datetime.timedelta | None = None,
+        px: int | datetime.timedelta | None = None, nx: bool = False, xx: bool = False,
+    ) -> bool | None: ...
+    def incr(self, name: str, amount: int = 1) -> int: ...
+    def delete(self, *names: str) -> int: ...
+    def expire(self, name: str, time: int | datetime.timedelta) -> bool: ...
+    def eval(self, script: str, numkeys: int, *keys_and_args: Value) -> Any: ...
+
+    # hashes
+    def hget(self, name: str, key: str) -> str | None: ...
+    def hgetall(self, name: str) -> dict[str, str]: ...
+    def hmget(self, name: str, keys: str | Iterable[str], *args: str) -> list[str | None]: ...
+    def hset(
+        self, name: str, key: str | None = None, value: Value | None = None, mapping: Mapping[str, Value] | None = None,
+    ) -> int: ...
+    def hsetnx(self, name: str, key: str, value: Value) -> int: ...
+    def hincrby(self, name: str, key: str, amount: int = 1) -> int: ...
+    def hdel(self, name: str, *keys: str) -> int: ...
+
+    # lists, sets, sorted sets
+    def lpush(self, name: str, *values: Value) -> int: ...
+    def lrange(self, name: str, start: int, end: int) -> list[str]: ...
+    def ltrim(self, name: str, start: int, end: int) -> bool: ...
+    def sadd(self, name: str, *values: Value) -> int: ...
+    def srem(self, name: str, *values: Value) -> int: ...
+    def smembers(self, name: str) -> builtins.set[str]: ...  # builtins: `set` is a command here
+    def zadd(self, name: str, mapping: Mapping[str, float], nx: bool = False, xx: bool = False) -> int: ...
+    def zrem(self, name: str, *values: str) -> int: ...
+    def zrangebyscore(
+        self, name: str, min: float | str, max: float | str, start: int | None = None, num: int | None = None,
+    ) -> list[str]: ...
+
+    # streams
+    def xadd(
+        self, name: str, fields: Mapping[str, Value], id: str = "*", maxlen: int | None = None,
+        approximate: bool = True,
+    ) -> str: ...
+    def xrevrange(
+        self, name: str, max: str = "+", min: str = "-", count: int | None = None,
+    ) -> list[tuple[str, dict[str, str]]]: ...
+
+
+class TextPipeline(TextCommands, Protocol):
+    """A pipeline of the decoded client (``TextRedis.pipeline()``)."""
+
+    def __enter__(self) -> TextPipeline: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None,
+    ) -> None: ...
+    def execute(self, raise_on_error: bool = True) -> list[Any]: ...
+    def watch(self, *names: str) -> bool: ...
+    def multi(self) -> None: ...
+    def unwatch(self) -> bool: ...
+
+
+class TextScript(Protocol):
+    """A Lua script registered on the decoded client (``TextRedis.register_script``)."""
+
+    def __call__(
+        self, keys: Sequence[str] | None = None, args: Iterable[Value] | None = None,
+        client: TextCommands | None = None,
+    ) -> Any: ...
+
+
+class TextRedis(TextCommands, Protocol):
+    """The decoded-str client (Store.data, get_redis())."""
+
+    def pipeline(self, transaction: bool = True) -> TextPipeline: ...
+    def register_script(self, script: str) -> TextScript: ...
+    def scan_iter(self, match: str | None = None, count: int | None = None) -> Iterator[str]: ...
+    def ping(self) -> bool: ...
+
+
 def one_quick_retry() -> Retry:
     """Retry a command once, at once, after a broken connection only: a Redis that
     restarted leaves every pooled socket dead, and the second try opens a new one. A
@@ -68,7 +163,8 @@ class Store:
     """
 
     def __init__(self, data: redis.Redis, jobs: redis.Redis, embedded: bool) -> None:
-        self.data = data
+        # The one place the decoded client is given its type: made with decode_responses=True.
+        self.data = cast(TextRedis, data)
         self.jobs = jobs
         self.embedded = embedded
 
@@ -92,6 +188,7 @@ class Store:
     def from_client(cls, client: redis.Redis) -> Store:
         """Wrap a test's client (fakeredis or real) in a Store sharing its connection."""
         pool = client.connection_pool
+        jobs: redis.Redis
         if isinstance(client, fakeredis.FakeRedis):
             jobs = _fake_twin(client)
         else:
@@ -152,7 +249,7 @@ def get_store(app: Flask | None = None) -> Store:
     return store
 
 
-def get_redis(app: Flask | None = None) -> redis.Redis:
+def get_redis(app: Flask | None = None) -> TextRedis:
     """The decoded-str client of the current app."""
     return get_store(app).data
 

@@ -6,18 +6,21 @@ where that is safe, and orders wait to be fulfilled when the switch goes back up
 """
 from __future__ import annotations
 
-import redis
+from typing import TYPE_CHECKING
 
 from state import keys
+
+if TYPE_CHECKING:
+    from state.store import TextRedis
 
 BACKENDS = ("vending", "billing", "payments")
 
 
-def is_down(client: redis.Redis, backend: str) -> bool:
+def is_down(client: TextRedis, backend: str) -> bool:
     return client.hget(keys.switches(), backend) == "down"
 
 
-def set_down(client: redis.Redis, backend: str, down: bool) -> None:
+def set_down(client: TextRedis, backend: str, down: bool) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: one of {', '.join(BACKENDS)}")
     if down:
@@ -26,6 +29,6 @@ def set_down(client: redis.Redis, backend: str, down: bool) -> None:
         client.hdel(keys.switches(), backend)
 
 
-def states(client: redis.Redis) -> dict[str, str]:
+def states(client: TextRedis) -> dict[str, str]:
     down = client.hgetall(keys.switches())
     return {backend: down.get(backend, "up") for backend in BACKENDS}

@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import click
 import redis
@@ -227,7 +227,8 @@ class ThreadScheduler(RQScheduler):
         if held != self._acquired_locks:
             self._scheduled_job_registries = []
         self._acquired_locks = held
-        self.lock_acquisition_time = datetime.datetime.now()
+        # rq sets it to a datetime too, but declares it as None (its __init__'s only annotation).
+        self.lock_acquisition_time = datetime.datetime.now()  # type: ignore[assignment]
         return held
 
     def heartbeat(self) -> None:
@@ -251,7 +252,7 @@ class ThreadScheduler(RQScheduler):
         super().request_stop(signum, frame)
         self._wake.set()
 
-    def work(self) -> None:  # type: ignore[override]
+    def work(self) -> None:
         self.register_birth()
         try:
             while not self._stop_requested:
@@ -408,7 +409,10 @@ class Reclaimer:
             jobs_queue = Queue(name, connection=self.connection)
             registry = jobs_queue.started_job_registry
             started: set[str] = set()
-            for raw, score in self.connection.zrange(registry.key, 0, -1, withscores=True):
+            # withscores=True: (member, score) pairs, which redis-py's one type for every
+            # form of ZRANGE's reply cannot say.
+            scored = cast(list[tuple[bytes | str, float]], self.connection.zrange(registry.key, 0, -1, withscores=True))
+            for raw, score in scored:
                 composite = as_text(raw)
                 started.add(parse_composite_key(composite)[0])
                 verdict = self._verdict(composite, score, now, local)

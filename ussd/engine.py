@@ -14,7 +14,7 @@ import redis
 
 from state.sessions import Change, Held, Loaded, Session, SessionBusy, SessionStore
 from ussd import menu
-from ussd.catalogue import DEFAULT_LANGUAGE, languages, text
+from ussd.catalogue import languages, text
 from ussd.gateways.base import Hop
 from ussd.screens import SCREENS, Context, Screen, render
 from utility.customers import mask_tail
@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Settings:
-    utility: str = "Guichet"
-    default_language: str = DEFAULT_LANGUAGE
+    utility: str  # UTILITY_NAME
+    default_language: str  # DEFAULT_LANGUAGE
 
 
 class Engine:

@@ -16,24 +16,23 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, cast
 
 from transitions import EventData, Machine, MachineError
 
 from state.limits import LimitReached
 from state.sessions import Session
 from ussd.screens import SCREENS, TOP_LEVEL, account_item, current_page, list_pages, money
-from utility.customers import CustomerBase
 from utility.meters import meter_problem
-from utility.orders import BILL, UNITS, Orders, ReferenceTaken, new_reference
+from utility.orders import BILL, UNITS, ReferenceTaken, new_reference
 from utility.phones import mobile_number
+from utility.services import Services
 from utility.vending.base import (
     AmountTooHigh,
     AmountTooLow,
     BackendUnavailable,
     MeterBlocked,
     UnknownMeter,
-    VendingBackend,
     VendingError,
 )
 
@@ -46,14 +45,6 @@ MAX_METERS = 3  # meters (or bills) offered by number before "another one"
 # When vending is down the purchase limits cannot be asked: these hold until it returns.
 OFFLINE_MINIMUM, OFFLINE_MAXIMUM = 1_000, 200_000
 BILL_MINIMUM, BILL_MAXIMUM = 100, 10_000_000
-
-
-class Services(Protocol):
-    """The domain services the menu calls (see ussd.engine for the real bundle)."""
-
-    customers: CustomerBase
-    vending: VendingBackend
-    orders: Orders
 
 
 # Forward moves a customer makes by choosing an option. `0` walks them back.
@@ -112,9 +103,30 @@ RESETS: list[dict[str, Any]] = [
     {"trigger": "give_up", "source": "*", "dest": "too_many_invalid"},
 ]
 
+
+def _session(event: EventData) -> Session:
+    """The session a move is about: MACHINE's models are all Visits."""
+    return cast(Visit, event.model).session
+
+
+def _edge(event: EventData) -> tuple[str, str]:
+    """The (source, dest) of the move under way: a move's callbacks run within its
+    transition, and every transition of MACHINE has a destination (none is internal)."""
+    transition = event.transition
+    assert transition is not None and transition.dest is not None
+    return transition.source, transition.dest
+
+
+def _limit(error: VendingError, name: str, data: dict[str, Any]) -> int:
+    """The limit a refused amount broke: as the backend quoted it, else the one we knew
+    (an XMLVend fault may name no amount: its ``minimum`` is None then)."""
+    quoted = error.details.get(name)
+    return quoted if isinstance(quoted, int) else int(data[name])
+
+
 def _came_from(state: str) -> Callable[[EventData], bool]:
     def condition(event: EventData) -> bool:
-        history = event.model.session.history
+        history = _session(event).history
         return bool(history) and history[-1] == state
 
     return condition
@@ -122,7 +134,7 @@ def _came_from(state: str) -> Callable[[EventData], bool]:
 
 def _resumes_to(state: str) -> Callable[[EventData], bool]:
     def condition(event: EventData) -> bool:
-        return event.model.session.data.get("resume", {}).get("state") == state
+        return _session(event).data.get("resume", {}).get("state") == state
 
     return condition
 
@@ -165,6 +177,7 @@ class Visit:
     # -- machine-wide callbacks --------------------------------------------------------
     def before_move(self, event: EventData) -> None:
         session, trigger = self.session, event.event.name
+        source, dest = _edge(event)
         if trigger == "back":
             session.history.pop()
         elif trigger in ("home", "restart", "set_language"):
@@ -174,9 +187,9 @@ class Visit:
             session.history = list(point["history"])
             session.data = dict(point["data"])
         elif trigger != "give_up":
-            session.history.append(event.transition.source)
-            session.data.setdefault("pages", {}).pop(event.transition.dest, None)
-        if event.transition.dest == "confirm":
+            session.history.append(source)
+            session.data.setdefault("pages", {}).pop(dest, None)
+        if dest == "confirm":
             # Drawn when the confirm screen is shown and saved with it, so a confirm hop
             # retried after a crash places the same order, never a second one.
             session.data["order_ref"] = new_reference()
@@ -187,7 +200,7 @@ class Visit:
         self.session.invalid = 0
         self.session.hint = ""
         self.session.data.pop("hint_values", None)
-        self.moves.append((event.event.name, event.transition.source, event.transition.dest))
+        self.moves.append((event.event.name, *_edge(event)))
 
     # -- conditions and actions named in the transitions -------------------------------
     def load_accounts(self, event: EventData) -> None:
@@ -266,9 +279,9 @@ class Visit:
         try:
             quote = self.services.vending.quote(data["meter"], amount)
         except AmountTooLow as low:
-            return self._limit_hint("hint.amount_low", minimum=low.details.get("minimum", data["minimum"]))
+            return self._limit_hint("hint.amount_low", minimum=_limit(low, "minimum", data))
         except AmountTooHigh as high:
-            return self._limit_hint("hint.amount_high", maximum=high.details.get("maximum", data["maximum"]))
+            return self._limit_hint("hint.amount_high", maximum=_limit(high, "maximum", data))
         except BackendUnavailable:
             data["offline"] = True
             return None

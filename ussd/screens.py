@@ -410,8 +410,7 @@ def _body_lines(session: Session, ctx: Context) -> list[str]:
         lines = [_head_text(session, ctx)]
         values = {"number": mask_tail(session.phone)}  # options that name the caller's number
         for n, option in enumerate(spec.options, 1):
-            label = text(option.label_lang or lang, option.label, **values)
-            lines.append(f"{n}. {label}")
+            lines.append(f"{n}. {text(option.label_lang or lang, option.label, **values)}")
         return lines + _nav(session)
     if spec.kind == "list":
         pages = list_pages(session)

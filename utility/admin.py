@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from state import keys, switches
 from state.store import get_redis
-from utility import customer_csv
+from utility import customer_csv, payments, vending
 from utility.customers import RedisCustomerBase
 
 log = logging.getLogger(__name__)
@@ -118,9 +118,9 @@ def switch_backend(backend: str) -> tuple[Response, int]:
 def _builtin_backends() -> set[str]:
     config = current_app.config
     builtin = {"billing"}  # billing has no external adapter yet
-    if config.get("VENDING_BACKEND", "builtin") == "builtin":
+    if vending.backend_name(config) == "builtin":
         builtin.add("vending")
-    if config.get("PAYMENT_PROVIDER", "demo") == "demo":
+    if payments.configured_name(current_app) == payments.demo.NAME:
         builtin.add("payments")
     return builtin
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime
 import json
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import redis
 
 from state import journal, keys, switches
 from utility.customers import RedisCustomerBase
+
+if TYPE_CHECKING:
+    from state.store import TextRedis
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ return {1, record}
 
 
 class BuiltinBilling:
-    def __init__(self, client: redis.Redis, customers: RedisCustomerBase) -> None:
+    def __init__(self, client: TextRedis, customers: RedisCustomerBase) -> None:
         self.redis = client
         self.customers = customers
         self._post = client.register_script(_POST)

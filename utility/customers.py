@@ -14,11 +14,12 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
-import redis
+from typing import TYPE_CHECKING, Protocol
 
 from state import keys
+
+if TYPE_CHECKING:
+    from state.store import TextPipeline, TextRedis
 
 CHUNK_SIZE = 1_000  # accounts per pipeline: two round trips per chunk, not per account
 
@@ -78,7 +79,7 @@ class CustomerBase(Protocol):
 class RedisCustomerBase:
     """The built-in customer base, on Guichet's Redis (a client with decode_responses=True)."""
 
-    def __init__(self, redis_client: redis.Redis) -> None:
+    def __init__(self, redis_client: TextRedis) -> None:
         self._redis = redis_client
         self._release_meter = redis_client.register_script(_RELEASE_METER)
 
@@ -105,7 +106,7 @@ class RedisCustomerBase:
             return None
         return account
 
-    def add_to_balance(self, account_number: str, delta: int, pipe: redis.client.Pipeline | None = None) -> None:
+    def add_to_balance(self, account_number: str, delta: int, pipe: TextPipeline | None = None) -> None:
         """Change an account's balance due by ``delta`` XAF (negative: a payment or a
         debt recovered). With ``pipe``, queued with the change that causes it."""
         (pipe or self._redis).hincrby(keys.account(account_number), "balance_due", delta)

@@ -32,12 +32,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-import redis
 from transitions import EventData, Machine, MachineError
 
 from state import journal, keys, limits, locks
 from state.limits import Limit
-from state.store import caused_by_redis_outage
+from state.store import TextRedis, caused_by_redis_outage
 from utility.billing import BillingBackend, BillingError
 from utility.customers import CustomerBase, mask_tail
 from utility.payments.base import PaymentError, PaymentProvider, PaymentRequest, PaymentResult, ProviderUnavailable
@@ -175,7 +174,10 @@ class _Move:
         why = str(event.kwargs.get("why", ""))
         if why:
             self.order.reason = why
-        self.moves.append((event.event.name, event.transition.source, event.transition.dest, why))
+        # Within a transition, and every transition of MACHINE has a destination.
+        transition = event.transition
+        assert transition is not None and transition.dest is not None
+        self.moves.append((event.event.name, transition.source, transition.dest, why))
 
 
 MACHINE = Machine(
@@ -193,7 +195,7 @@ MACHINE = Machine(
 class Orders:
     def __init__(
         self,
-        client: redis.Redis,
+        client: TextRedis,
         vending: VendingBackend,
         billing: BillingBackend,
         payments: PaymentProvider,
@@ -349,6 +351,7 @@ class Orders:
         """Vend the units or post the bill; when the backend is down, tell the customer
         the payment is safe and try again later. Safe to run any number of times."""
         with self._locked(reference) as order:
+            what: str | None
             if order.state == "fulfilled":
                 what = "receipt"  # delivered, but the receipt was never marked sent: tell again
             elif order.state not in ("paid", "paid_awaiting_fulfilment"):

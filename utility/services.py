@@ -46,7 +46,7 @@ def _build(app: Flask) -> Services:
 
     client = get_redis(app)
     customers = RedisCustomerBase(client)
-    vending_backend = vending.from_config(app.config, client, customers)
+    vending_backend = vending.from_settings(vending.settings_of(app), client, customers)
     billing = BuiltinBilling(client, customers)
     provider = payments.provider(app)
 
@@ -93,7 +93,7 @@ def init_app(app: Flask) -> None:
     # lease), the sweep finishes orders a crash or a lost job left half done.
     from utility.payments import poller
 
-    every = float(app.config.get("PAYMENT_POLL_EVERY") or 10.0)
+    every = poller.poll_every(app.config)
     worker.register_periodic(app, "payment-poller", every, lambda app: poller.poll_round(app, lease=every * 0.9),
                              lease=False)
     worker.register_periodic(app, "order-sweep", ORDER_SWEEP_EVERY, sweep_orders)

@@ -10,6 +10,7 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from sms import DEFAULTS
 from sms.client import DEFAULT_TIMEOUT, SmsClient
 
 PROVIDERS: dict[str, str] = {
@@ -19,15 +20,12 @@ PROVIDERS: dict[str, str] = {
     "file": "sms.providers.file",
 }
 
-DEFAULT_PROVIDER = "console"
-
-
 class ConfigError(ValueError):
     """The SMS configuration cannot work (unknown provider, missing credentials)."""
 
 
 def provider_name(config: Mapping[str, Any]) -> str:
-    return str(config.get("SMS_PROVIDER") or DEFAULT_PROVIDER).strip().lower()
+    return str(config.get("SMS_PROVIDER") or DEFAULTS["SMS_PROVIDER"]).strip().lower()
 
 
 def client_from_config(config: Mapping[str, Any]) -> SmsClient:

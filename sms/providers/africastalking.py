@@ -17,7 +17,15 @@ import requests
 from africastalking.Service import AfricasTalkingException
 from africastalking.SMS import SMSService
 
-from sms.client import CONNECT_TIMEOUT, OutgoingSms, SendResult, SmsClient, SmsError, transport_error
+from sms.client import (
+    CONNECT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    OutgoingSms,
+    SendResult,
+    SmsClient,
+    SmsError,
+    transport_error,
+)
 from sms.providers import setting, timeout
 
 ACCEPTED = {100, 101, 102}  # Processed, Sent, Queued
@@ -31,7 +39,7 @@ class AfricasTalkingClient(SmsClient):
     name = "africastalking"
 
     def __init__(self, username: str, api_key: str, sender_id: str | None = None,
-                 api_url: str | None = None, read_timeout: float = 10.0) -> None:
+                 api_url: str | None = None, read_timeout: float = DEFAULT_TIMEOUT) -> None:
         self.service = SMSService(username, api_key)
         if api_url:
             self.service._baseUrl = api_url.rstrip("/") + "/version1"

@@ -16,7 +16,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from sms.client import OutgoingSms, SendResult, SmsClient, SmsError, transport_error
+from sms.client import DEFAULT_TIMEOUT, OutgoingSms, SendResult, SmsClient, SmsError, transport_error
 from sms.providers import setting, timeout
 
 STATUS_PATH = "/sms/twilio/status"
@@ -32,7 +32,7 @@ class TwilioClient(SmsClient):
     name = "twilio"
 
     def __init__(self, account_sid: str, auth_token: str, sender: str, api_url: str | None = None,
-                 status_callback: str | None = None, read_timeout: float = 10.0) -> None:
+                 status_callback: str | None = None, read_timeout: float = DEFAULT_TIMEOUT) -> None:
         self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=read_timeout))
         if api_url:
             self.client.api.base_url = api_url.rstrip("/")

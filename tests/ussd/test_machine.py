@@ -30,3 +30,21 @@ def test_the_restored_state_is_the_sessions(dial):
     phone = dial(ONE_METER).send("1").send("1")  # the meter screen
     assert phone.send("0").screen.startswith("Acheter pour:")  # back from where it was
     assert dial(SEVERAL).screen.splitlines()[1].startswith("1.")  # a new caller starts at main
+
+
+def test_a_refused_amount_whose_limit_the_backend_does_not_quote_shows_the_known_one():
+    """An XMLVend fault may say "below the minimum" without an amount (minimum=None)."""
+    from types import SimpleNamespace
+
+    from state.sessions import Session
+    from utility.vending.base import AmountTooLow
+
+    class Vending:
+        def quote(self, meter, amount):
+            raise AmountTooLow("below the minimum vend amount", minimum=None)
+
+    session = Session("s1", "+237699000001", "africastalking", "*384#", "62401", "fr")
+    session.data.update(meter="01234567890", minimum=500, maximum=200_000)
+    visit = menu.Visit(session, SimpleNamespace(vending=Vending()))
+    assert visit.accept_amount("600") == "hint.amount_low"
+    assert session.data["hint_values"] == {"minimum": "500"}

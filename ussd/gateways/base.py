@@ -37,7 +37,10 @@ class Hop:
 
 
 class Gateway(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """The gateway's name: its webhook is POST /ussd/<name>."""
+        ...
 
     def parse(self, request: Request) -> Hop:
         """The hop in ``request``; raises BadCallback with a reason."""

@@ -16,6 +16,7 @@ from flask import Flask
 
 from utility.payments import demo, mtn_momo
 from utility.payments.base import (
+    DEFAULTS,
     BadPaymentCallback,
     PaymentError,
     PaymentProvider,
@@ -51,7 +52,7 @@ def provider(app: Flask, name: str | None = None) -> PaymentProvider:
 
 
 def configured_name(app: Flask) -> str:
-    return str(app.config.get("PAYMENT_PROVIDER") or demo.NAME)
+    return str(app.config.get("PAYMENT_PROVIDER") or DEFAULTS["PAYMENT_PROVIDER"])
 
 
 def from_config(app: Flask) -> PaymentProvider:
@@ -59,6 +60,7 @@ def from_config(app: Flask) -> PaymentProvider:
 
 
 __all__ = [
+    "DEFAULTS",
     "PROVIDERS",
     "RESULTS_HANDLER",
     "BadPaymentCallback",

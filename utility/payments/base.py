@@ -14,10 +14,35 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     import flask
+
+# Configuration of payments, read from GUICHET_<NAME> like the rest (utility.payments exports
+# it). Each default is stated here and nowhere else: app.DEFAULTS merges this mapping, and
+# the providers' and the poller's settings take what a mapping lacks from here.
+DEFAULTS: dict[str, Any] = {
+    "PAYMENT_PROVIDER": "demo",  # demo | mtn_momo
+    # PUBLIC_URL (sms.DEFAULTS): where providers reach us. Unset, the demo provider calls
+    # back http://127.0.0.1:<port>, and live providers refuse to start (check_live_config).
+    "PAYMENTS_SECRET": None,  # demo callback HMAC key; None: from SECRET_KEY, else random, kept in Redis
+    "DEMO_PAYMENT_DELAY": 3.0,  # seconds between the demo's request and its "approval"
+    "PAYMENT_POLL_AFTER": 30.0,  # seconds pending before the first status call
+    "PAYMENT_POLL_MAX_INTERVAL": 120.0,
+    "PAYMENT_EXPIRY": 600.0,  # then failed, reason expired
+    "PAYMENT_POLL_EVERY": 10.0,  # seconds between two poller rounds
+    "MTN_MOMO_BASE_URL": "https://sandbox.momodeveloper.mtn.com",  # MTN's sandbox
+    "MTN_MOMO_SUBSCRIPTION_KEY": None,
+    "MTN_MOMO_API_USER": None,
+    "MTN_MOMO_API_KEY": None,
+    "MTN_MOMO_TARGET_ENVIRONMENT": "sandbox",  # e.g. mtncameroon in production
+    "MTN_MOMO_CALLBACK_URL": None,  # None: no callback, polling only
+    "MTN_MOMO_CURRENCY": None,  # required outside the sandbox (XAF in Cameroon); EUR in the sandbox
+    "MTN_MOMO_CALLBACK_IPS": "",  # comma-separated CIDRs; empty: any source (never trusted anyway)
+    "MTN_MOMO_TIMEOUT": 10.0,  # seconds per HTTP call
+    "MTN_MOMO_STATUS_RATE": 10,  # status GETs per second, all processes together
+}
 
 State = Literal["pending", "successful", "failed"]
 PENDING: State = "pending"

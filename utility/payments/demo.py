@@ -33,13 +33,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import flask
-import redis
 from flask import Flask, current_app
 
 from state import keys, switches
-from state.store import get_redis
+from state.store import TextRedis, get_redis
 from utility.customers import mask_tail
 from utility.payments.base import (
+    DEFAULTS,
     FAILED,
     PENDING,
     REASONS,
@@ -67,7 +67,7 @@ STATUSES: dict[str, State] = {"SUCCESSFUL": SUCCESSFUL, "FAILED": FAILED, "PENDI
 
 @dataclass(frozen=True)
 class DemoSettings:
-    delay: float = 3.0  # seconds between the request and the "approval"
+    delay: float = DEFAULTS["DEMO_PAYMENT_DELAY"]  # seconds between the request and the "approval"
     callback_url: str = DEFAULT_PUBLIC_URL + CALLBACK_PATH
     secret: bytes | None = None  # None: a random secret kept in Redis
 
@@ -86,7 +86,7 @@ def settings_from(config: flask.Config | dict[str, object]) -> DemoSettings:
         derived = None
     delay = config.get("DEMO_PAYMENT_DELAY")
     return DemoSettings(
-        delay=3.0 if delay is None else float(delay),  # type: ignore[arg-type]
+        delay=DEFAULTS["DEMO_PAYMENT_DELAY"] if delay is None else float(delay),  # type: ignore[arg-type]
         callback_url=public_url + CALLBACK_PATH,
         secret=derived,
     )
@@ -95,7 +95,7 @@ def settings_from(config: flask.Config | dict[str, object]) -> DemoSettings:
 class DemoProvider:
     name = NAME
 
-    def __init__(self, client: redis.Redis, settings: DemoSettings, schedule: Callable[[float, str], object]) -> None:
+    def __init__(self, client: TextRedis, settings: DemoSettings, schedule: Callable[[float, str], object]) -> None:
         """``schedule(delay, provider_ref)`` runs ``approve_job(provider_ref)`` ``delay``
         seconds from now (the app's rq queue; tests may pass their own)."""
         self.redis = client

@@ -78,14 +78,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import flask
-import redis
 from flask import Flask
 
 from state import keys
-from state.store import get_redis
+from state.store import TextRedis, get_redis
 from utility.access import Network, parse_networks
 from utility.customers import mask_tail
 from utility.payments.base import (
+    DEFAULTS,
     FAILED,
     PENDING,
     SUCCESSFUL,
@@ -105,8 +105,9 @@ from utility.payments.records import PaymentRecords, needs_redis
 log = logging.getLogger(__name__)
 
 NAME = "mtn_momo"
-SANDBOX = "sandbox"  # the target environment of MTN's sandbox; any other is live money
-SANDBOX_URL = "https://sandbox.momodeveloper.mtn.com"
+# The defaults are MTN's sandbox: its target environment (any other is live money) and URL.
+SANDBOX: str = DEFAULTS["MTN_MOMO_TARGET_ENVIRONMENT"]
+SANDBOX_URL: str = DEFAULTS["MTN_MOMO_BASE_URL"]
 SANDBOX_CURRENCY = "EUR"  # the only currency the sandbox takes
 TOKEN_PATH = "/collection/token/"
 REQUEST_PATH = "/collection/v1_0/requesttopay"
@@ -142,12 +143,12 @@ class MomoSettings:
     api_user: str
     api_key: str
     base_url: str = SANDBOX_URL
-    target_environment: str = "sandbox"
+    target_environment: str = SANDBOX
     callback_url: str = ""  # empty: no X-Callback-Url (polling only)
     currency: str = SANDBOX_CURRENCY  # the sandbox only takes EUR; XAF in Cameroon
     callback_networks: tuple[Network, ...] = ()  # empty: callbacks from anywhere (never trusted anyway)
-    timeout: float = 10.0  # seconds per HTTP call
-    status_rate: int = 10  # status GETs per second, all processes together (MTN caps them)
+    timeout: float = DEFAULTS["MTN_MOMO_TIMEOUT"]  # seconds per HTTP call
+    status_rate: int = DEFAULTS["MTN_MOMO_STATUS_RATE"]  # status GETs per second, all processes (MTN caps them)
     rate_wait: float = 1.0  # how long a status GET may wait for a free slot
     not_found_grace: float = 120.0  # a 404 this long after an unacknowledged request: it never arrived
 
@@ -182,8 +183,8 @@ def settings_from(config: Mapping[str, Any]) -> MomoSettings:
         callback_url=str(config.get("MTN_MOMO_CALLBACK_URL") or ""),
         currency=currency,
         callback_networks=parse_networks(config.get("MTN_MOMO_CALLBACK_IPS")),
-        timeout=float(config.get("MTN_MOMO_TIMEOUT") or 10.0),
-        status_rate=int(config.get("MTN_MOMO_STATUS_RATE") or 10),
+        timeout=float(config.get("MTN_MOMO_TIMEOUT") or DEFAULTS["MTN_MOMO_TIMEOUT"]),
+        status_rate=int(config.get("MTN_MOMO_STATUS_RATE") or DEFAULTS["MTN_MOMO_STATUS_RATE"]),
     )
 
 
@@ -246,7 +247,7 @@ class MtnMomo:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: TextRedis,
         settings: MomoSettings,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,

@@ -33,7 +33,7 @@ from flask import Flask, current_app
 
 from state import keys
 from state.store import get_redis
-from utility.payments.base import FAILED, FINAL_STATES, PaymentError, PaymentProvider, PaymentResult
+from utility.payments.base import DEFAULTS, FAILED, FINAL_STATES, PaymentError, PaymentProvider, PaymentResult
 from utility.payments.records import PaymentRecords
 
 log = logging.getLogger(__name__)
@@ -41,15 +41,31 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PollSettings:
-    after: float = 30.0  # seconds pending before the first status call
+    after: float = DEFAULTS["PAYMENT_POLL_AFTER"]  # seconds pending before the first status call
     first_interval: float = 15.0  # then this, doubling per payment...
-    max_interval: float = 120.0  # ...up to this
-    expiry: float = 600.0  # give up after this long: failed, expired
+    max_interval: float = DEFAULTS["PAYMENT_POLL_MAX_INTERVAL"]  # ...up to this
+    expiry: float = DEFAULTS["PAYMENT_EXPIRY"]  # give up after this long: failed, expired
     batch: int = 200  # payments looked at per run
 
 
 def settings_from(config: Mapping[str, Any]) -> PollSettings:
     defaults = PollSettings()
+SETTINGS_EXTENSION = "guichet.payments.poll_settings"
+
+
+def poll_settings(app: Flask) -> PollSettings:
+    """The app's poll settings, parsed once."""
+    settings: PollSettings | None = app.extensions.get(SETTINGS_EXTENSION)
+    if settings is None:
+        settings = app.extensions[SETTINGS_EXTENSION] = settings_from(app.config)
+    return settings
+
+
+def poll_every(config: Mapping[str, Any]) -> float:
+    """Seconds between two poller rounds (PAYMENT_POLL_EVERY)."""
+    return float(config.get("PAYMENT_POLL_EVERY") or DEFAULTS["PAYMENT_POLL_EVERY"])
+
+
 
     def number(name: str, default: float) -> float:
         value = config.get(name)
@@ -75,7 +91,7 @@ def poll_pending(
     from utility.payments import from_config
 
     provider = provider or from_config(app)
-    settings = settings or settings_from(app.config)
+    settings = settings or poll_settings(app)
     now = time.time() if now is None else now
     records = PaymentRecords(get_redis(app), provider.name, clock=lambda: now)
     handed: list[PaymentResult] = []
@@ -174,7 +190,7 @@ def start_in_thread(app: Flask, every: float | None = None) -> Background:
     thread, handing results to the handler the order pipeline registered
     (app.extensions[RESULTS_HANDLER]). Any number of processes may run one: a short
     lock in Redis lets one of them do each round."""
-    interval = float(every if every is not None else app.config.get("PAYMENT_POLL_EVERY") or 10.0)
+    interval = float(every if every is not None else poll_every(app.config))
     stopping = threading.Event()
 
     def rounds() -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import redis
 
 from state import journal, keys
-from state.store import redis_failure_means
+from state.store import TextRedis, redis_failure_means
 from utility.customers import mask_tail
 from utility.payments.base import (
     FAILED,
@@ -63,7 +63,7 @@ class Learned:
 
 
 class PaymentRecords:
-    def __init__(self, client: redis.Redis, provider: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, client: TextRedis, provider: str, clock: Callable[[], float] = time.time) -> None:
         self.redis = client
         self.provider = provider
         self.clock = clock

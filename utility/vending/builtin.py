@@ -14,13 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-import redis
-
 from state import journal, keys, locks, switches
-from state.store import redis_failure_means
+from state.store import TextRedis, redis_failure_means
 from utility.customers import Account, CustomerBase, RedisCustomerBase, mask_tail
 from utility.meters import meter_problem, pan_for
-from utility.vending import sts
+from utility.vending import DEFAULTS, sts
 from utility.vending.base import (
     AmountTooHigh,
     AmountTooLow,
@@ -44,15 +42,16 @@ LOCK_WAIT = 5.0
 
 @dataclass(frozen=True)
 class StsSettings:
-    """The utility's STS key data: what every meter should have (the target)."""
+    """The utility's STS key data: what every meter should have (the target). Parsed from
+    the configuration by utility.vending.sts_settings; the defaults are utility.vending's."""
 
     vending_key: bytes
-    key_type: int = 2
-    sgc: str = "123456"
-    tariff_index: str = "01"
-    krn: int = 1
-    base_date: datetime.date = datetime.date(2014, 1, 1)
-    tables: str = "test"
+    key_type: int = DEFAULTS["STS_KEY_TYPE"]
+    sgc: str = DEFAULTS["STS_SGC"]
+    tariff_index: str = DEFAULTS["STS_TARIFF_INDEX"]
+    krn: int = DEFAULTS["STS_KRN"]
+    base_date: datetime.date = datetime.date.fromisoformat(DEFAULTS["STS_BASE_DATE"])
+    tables: str = DEFAULTS["STS_TABLES"]
 
     def meter(self, meter_number: str, **installed: object) -> sts.MeterKeyData:
         fields: dict[str, object] = dict(
@@ -79,7 +78,7 @@ def _now() -> datetime.datetime:
 class BuiltinVending:
     def __init__(
         self,
-        client: redis.Redis,
+        client: TextRedis,
         customers: CustomerBase,
         settings: StsSettings,
         tariffs: dict[str, Tariff] | None = None,

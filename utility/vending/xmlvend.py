@@ -44,6 +44,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import ParamSpec, Protocol, TypeVar
 
 from utility.customers import mask_tail
+from utility.vending import DEFAULTS
 from utility.vending import xmlvend_messages as msg
 from utility.vending.base import (
     AmountTooHigh,
@@ -253,14 +254,14 @@ class XmlVendBackend:
         terminal_id: str,
         operator: str,
         password: str,
-        timeout: float = 10.0,
-        retries: int = 2,
+        timeout: float = DEFAULTS["XMLVEND_TIMEOUT"],
+        retries: int = DEFAULTS["XMLVEND_RETRIES"],
         clock: Callable[[], datetime.datetime] = _now,
         message_ids: MessageIds | None = None,
         *,
         backoff: float = 0.5,
-        currency: str = "XAF",
-        resource: str = "electricity",
+        currency: str = DEFAULTS["XMLVEND_CURRENCY"],
+        resource: str = DEFAULTS["XMLVEND_RESOURCE"],
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
