@@ -294,6 +294,7 @@ class Report:
     not_final: dict[str, int]
     stuck: list[str]  # the orders not final: reference, state, when they were placed
     longest_wait: float
+    slowest: str  # the order that waited longest for its token (to look up in serve.log)
     after_fault: dict[str, float | None]  # None: a pending token never came
     client_outcomes: dict[str, int]
 
@@ -342,7 +343,7 @@ def read_outcome(client: redis.Redis, sms_file: Path, faults: list[Fault], traff
         states[state] += 1
         if state not in FINAL:
             stuck.append(f"{reference} {state}, placed {_when(at, faults)}")
-    waits = [min(tokens[ref]) - at for ref, at in paid_at.items() if tokens.get(ref)]
+    waits = {ref: min(tokens[ref]) - at for ref, at in paid_at.items() if tokens.get(ref)}
     after: dict[str, float | None] = {}
     for fault in faults:
         # Orders placed before the fault ended, paid at some point, whose token came after it.
@@ -361,7 +362,8 @@ def read_outcome(client: redis.Redis, sms_file: Path, faults: list[Fault], traff
         duplicates=sorted(ref for ref, times in tokens.items() if len(times) > 1),
         not_final={state: n for state, n in states.items() if state not in FINAL},
         stuck=stuck,
-        longest_wait=max(waits, default=0.0),
+        longest_wait=max(waits.values(), default=0.0),
+        slowest=max(waits, key=waits.__getitem__, default=""),
         after_fault=after,
         client_outcomes=dict(traffic.outcomes),
     )
@@ -461,7 +463,8 @@ def print_report(report: Report, target: float) -> None:
     print(f"orders not final   {not_final}" + (f"  {report.not_final}" if not_final else ""))
     for line in report.stuck[:10]:
         print(f"                   {line}")
-    print(f"payment -> token   longest {seconds(report.longest_wait)}")
+    print(f"payment -> token   longest {seconds(report.longest_wait)}"
+          + (f"  (order {report.slowest})" if report.slowest else ""))
     for name, wait in report.after_fault.items():
         mark = "ok" if wait is not None and wait <= target else f"MISSED (target {target:g} s)"
         print(f"after {name:<30} last pending token {seconds(wait):>8}   {mark}")

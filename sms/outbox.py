@@ -3,7 +3,8 @@
 A message lives in one Redis hash (keys.sms_message) and moves through ``state``:
 
     queued -> sending -> sent
-                      -> queued       retryable error: again after 10 s, 30 s, 90 s, 5 min, 15 min
+                      -> queued       retryable error: again after 10 s, 30 s, 90 s, 5 min, 15 min;
+                                      or given back: the run failed before calling the provider
                       -> failed       final refusal, or still failing at the 6th attempt
                       -> unconfirmed  nobody can tell whether the provider took it
 
@@ -48,8 +49,8 @@ from flask import Flask, current_app
 from rq import get_current_job
 from rq.job import Job
 
-from sms.client import OutgoingSms, SmsClient, SmsError, mask_digits
 from sms import DEFAULTS
+from sms.client import OutgoingSms, SmsClient, SmsError, mask_digits
 from sms.gsm import sms_segments
 from sms.providers import client_from_config, provider_name, timeout
 from state import journal, keys, worker
@@ -357,7 +358,7 @@ def deliver(message_id: str, reserved: bool = False) -> str:
         r, message_id,
         lambda m: m.get("state") == "queued" or (m.get("state") == "sending" and _unconfirmed_claim(m, claim)),
         lambda m: {
-            "state": "sending", "claim": claim, "claimed_at": _stamp(now),
+            "state": "sending", "claim": claim, "claim_confirmed": "", "claimed_at": _stamp(now),
             "attempts": int(m.get("attempts") or 0) + 1, "provider": settings.provider,
         },
         "sms.sending",
@@ -370,7 +371,14 @@ def deliver(message_id: str, reserved: bool = False) -> str:
     # rerun of this job (a claim whose answer was lost in a Redis timeout, though Redis
     # applied it) may take the message back only while this mark is missing, i.e. only
     # when no run of it can have reached the provider.
-    r.hset(keys.sms_message(message_id), "claim_confirmed", claim)
+    try:
+        r.hset(keys.sms_message(message_id), "claim_confirmed", claim)
+    except redis.RedisError:
+        # Redis may still apply the mark (a frozen server reads it when it wakes), and a
+        # rerun would then believe a send had started. This run knows it never reached
+        # the provider: it hands the message back before it fails.
+        _give_back(r, message_id, claim)
+        raise
 
     def ours(m: dict[str, str]) -> bool:
         # "unconfirmed" too: a sweep may have given up on a slow (not dead) worker, and
@@ -399,6 +407,26 @@ def deliver(message_id: str, reserved: bool = False) -> str:
     if done is None:
         log.error("sms %s was sent (%s) but its claim was lost: recorded nowhere", message_id, result.provider_id)
     return "sent"
+
+
+def _give_back(r: TextRedis, message_id: str, claim: str, patience: float = 20.0) -> None:
+    """Return a message this run claimed, and never sent, to "queued"; retried while Redis is
+    away, for up to ``patience`` seconds (the run holds nothing else meanwhile). If Redis
+    stays away longer the message is left "sending", and the sweep marks it unconfirmed."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            _change(r, message_id,
+                    lambda m: m.get("claim") == claim and m.get("state") == "sending",
+                    lambda m: {"state": "queued", "claim": "", "claim_confirmed": ""},
+                    "sms.given_back", reason="claim mark lost in a Redis error, provider never called")
+            return
+        except redis.RedisError as exc:
+            if time.monotonic() >= deadline:
+                log.error("sms %s: could not hand back its claim (%s); the sweep will mark it unconfirmed",
+                          message_id, type(exc).__name__)
+                return
+            time.sleep(0.5)
 
 
 def _claim_of_this_run() -> str:

@@ -426,6 +426,32 @@ def test_a_rerun_after_the_send_may_have_started_never_sends_again(sms_app, afri
     assert africastalking_standin.received == []
 
 
+def test_a_claim_mark_lost_in_a_redis_timeout_gives_the_message_back_and_the_rerun_sends(
+    sms_app, africastalking_standin, monkeypatch
+):
+    """The drill: Redis froze just after the claim; the "claim confirmed" mark timed out on
+    our side, yet Redis applied it when it woke, and the job's rerun found a confirmed claim
+    and never sent the token."""
+    message_id = queue_one(sms_app)
+    r = get_redis(sms_app)
+    hset = r.hset
+
+    def mark_applied_but_answer_lost(name, key=None, value=None, mapping=None, **kwargs):
+        written = hset(name, key, value, mapping=mapping, **kwargs)
+        if key == "claim_confirmed":
+            monkeypatch.setattr(r, "hset", hset)  # Redis answers again from now on
+            raise redis.TimeoutError("Timeout reading from socket")
+        return written
+
+    monkeypatch.setattr(r, "hset", mark_applied_but_answer_lost)
+    run_jobs(sms_app)
+    assert state(sms_app, message_id).state == "queued" and africastalking_standin.received == []
+    run_scheduled(sms_app)  # the job's retry
+    assert state(sms_app, message_id).state == "sent"
+    assert len(africastalking_standin.received) == 1
+    assert "sms.given_back" in events(sms_app, message_id)
+
+
 def test_another_jobs_unconfirmed_claim_is_not_taken(sms_app, africastalking_standin):
     message_id = _rerun_after_a_claim(sms_app, "deliver-first", confirmed=False, job_id="deliver-other")
     run_jobs(sms_app)
