@@ -162,6 +162,12 @@ def background_lease(task: str) -> str:
     return _key("background", f"lease:{task}")
 
 
+def outage_retries() -> str:
+    """Set: ids of jobs that failed only because Redis was away, waiting for their retry
+    (run at once when Redis answers again, see state.worker.note_recovery)."""
+    return _key("background", "outage-retries")
+
+
 # -- streams ------------------------------------------------------------------------
 def journal() -> str:
     """Stream of every state change (sessions now; orders, campaigns later)."""

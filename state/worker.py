@@ -53,7 +53,7 @@ from rq import Queue, SimpleWorker
 from rq.exceptions import NoSuchJobError
 from rq.executions import Execution
 from rq.job import Job, JobStatus
-from rq.registry import StartedJobRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.scripts import ACQUIRE_OR_REFRESH_LOCK_SCRIPT, acquire_or_refresh_lock
 from rq.timeouts import TimerDeathPenalty
@@ -76,6 +76,7 @@ QUEUES = (QUEUE_NAME,)
 BACKGROUND = "guichet.background"  # app.extensions: the running Background
 STARTUP_CHECKS = "guichet.startup_checks"  # app.extensions: [check(app)] run before serving or working
 PERIODIC = "guichet.periodic"  # app.extensions: {name: Periodic} to start with it
+RECOVERED = "guichet.recovered_at"  # app.extensions: time.monotonic() of the last start or outage end
 
 DEQUEUE_TIMEOUT = 5  # seconds the worker blocks for a job (GUICHET_WORKER_DEQUEUE_TIMEOUT)
 SCHEDULER_INTERVAL = 1  # seconds between two looks at the delayed jobs (whole: rq sets TTLs from it)
@@ -83,6 +84,7 @@ RESTART_FIRST, RESTART_MAX = 0.5, 30.0  # backoff of a loop that dies with Redis
 HEALTHY_AFTER = 60.0  # ...reset once it has run this long
 OUTAGE_RESTART_MAX = 2.0  # at most this after a Redis error, once Redis answers
 REDIS_WAIT = 0.5  # seconds between two pings while a dead loop waits for Redis
+RECOVERY_CHECK = 0.5  # seconds between two looks, in a periodic task's pause, for an outage's end
 ALIVE_TTL = 30  # seconds a worker's alive key outlives its last refresh
 RECLAIM_EVERY = 1.0  # seconds between two looks for abandoned jobs
 RECLAIM_GRACE = 2.0  # a live worker of ours may not show its job for this long
@@ -172,6 +174,11 @@ class AppWorker(SimpleWorker):
                 job.retries_left, job.retry_intervals = 1, [REDIS_RETRY_DELAYS[tries]]
                 log.warning("job %s failed on %s (Redis away, or a lock held): retried in %d s", job.id,
                             type(error).__name__, REDIS_RETRY_DELAYS[tries])
+                if caused_by_redis_outage(error):
+                    try:  # so that it runs as soon as Redis answers, not at the end of its delay
+                        self.connection.sadd(keys.outage_retries(), job.id)
+                    except redis.RedisError:
+                        pass  # still away: the delay alone applies
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         with self.app.app_context():
@@ -318,10 +325,15 @@ def _periodic_loop(app: Flask, periodic: Periodic) -> Supervised:
 
     def rounds(stopping: threading.Event) -> None:
         while not stopping.is_set():
+            began = time.monotonic()
             if not periodic.lease or get_store(app).data.set(lease_key, secrets.token_hex(4), nx=True, px=lease_ms):
                 with app.app_context():
                     periodic.task(app)
-            stopping.wait(periodic.every)
+            # The next round comes early when an outage ends meanwhile: what it missed
+            # (a payment callback refused while Redis was away) is caught up at once.
+            while not stopping.wait(min(RECOVERY_CHECK, periodic.every)):
+                if time.monotonic() - began >= periodic.every or last_recovery(app) > began:
+                    break
 
     return Supervised(app, periodic.name, rounds, required=periodic.required)
 
@@ -557,6 +569,10 @@ class Supervised:
                 log.warning("background %s waits for Redis to answer", self.name)
                 while not self.stopping.is_set() and not get_store(self.app).ping():
                     self.stopping.wait(REDIS_WAIT)
+                if not self.stopping.is_set():
+                    note_recovery(self.app)
+            elif outage:
+                note_recovery(self.app)  # the outage it died of is over already
             else:
                 failures += 1
                 # An outage that is over already (Redis answers now) costs a short wait at
@@ -622,6 +638,48 @@ def _wake_up() -> None:
     """A job that does nothing: it ends a worker's blocking wait for work."""
 
 
+def note_recovery(app: Flask) -> None:
+    """Redis answers again after an outage (or this process just started): what waited
+    for it goes now. Jobs that failed only because Redis was away run at once, and the
+    periodic tasks do their next round early (the payment poller then asks about every
+    pending payment, whose callback may have been refused meanwhile)."""
+    app.extensions[RECOVERED] = time.monotonic()
+    try:
+        promoted = promote_outage_retries(get_store(app).jobs)
+    except redis.RedisError:
+        return  # away again: the next recovery does it
+    if promoted:
+        log.warning("Redis answers again: %d job(s) that failed during the outage run now", len(promoted))
+
+
+def last_recovery(app: Flask) -> float:
+    """time.monotonic() of this process's last start of the background loops or outage end."""
+    return float(app.extensions.get(RECOVERED, 0.0))
+
+
+def promote_outage_retries(connection: redis.Redis) -> list[str]:
+    """Enqueue now the jobs whose retry after a Redis outage is booked for later; their
+    ids. A retry due within a second is left to the scheduler, which may be taking it."""
+    promoted: list[str] = []
+    for raw in connection.smembers(keys.outage_retries()):
+        job_id = as_text(raw)
+        try:
+            job = Job.fetch(job_id, connection=connection)
+        except NoSuchJobError:
+            connection.srem(keys.outage_retries(), job_id)
+            continue
+        booked = ScheduledJobRegistry(job.origin, connection=connection)
+        at = connection.zscore(booked.key, job_id)
+        if at is not None and at <= time.time() + 1:
+            continue
+        # ZREM decides: a job the scheduler moved meanwhile is not enqueued twice.
+        if at is not None and connection.zrem(booked.key, job_id):
+            Queue(job.origin, connection=connection).enqueue_job(job)
+            promoted.append(job_id)
+        connection.srem(keys.outage_retries(), job_id)
+    return promoted
+
+
 def running(app: Flask) -> Background | None:
     """The background loops running in this process for ``app``, if any."""
     return app.extensions.get(BACKGROUND)
@@ -633,6 +691,7 @@ def start_in_thread(app: Flask) -> Background:
     if running(app) is not None:
         raise RuntimeError("the background loops already run for this app")
     background = app.extensions[BACKGROUND] = Background(app)
+    app.extensions[RECOVERED] = time.monotonic()  # a start: whatever happened while down is caught up
 
     def work(stopping: threading.Event) -> None:
         rq_worker = make_worker(app, in_thread=True)

@@ -9,7 +9,7 @@ import pytest
 from flask import current_app
 
 from state import worker
-from state.store import get_redis
+from state.store import get_redis, get_store
 
 
 def remember(value: str) -> str:
@@ -81,6 +81,46 @@ def test_a_job_that_failed_because_redis_was_away_or_a_lock_held_runs_again(app,
         background.stop()
     assert get_redis(app).get("guichet:{test}:runs") == "2"
     assert job.get_meta(refresh=True)["redis_retries"] == 1
+
+
+def test_a_job_that_failed_in_an_outage_runs_as_soon_as_redis_answers_not_after_its_delay(app):
+    """A job that failed several times while Redis was frozen has its retry booked 5 s or
+    more ahead; once Redis answers again it runs at once."""
+    from tests.faults import jobs
+
+    job = worker.queue(app).enqueue(jobs.fail_on_redis_the_first_time, "guichet:{test}:runs")
+    job.meta["redis_retries"] = 3  # the delays grew during the outage: the next is 10 s
+    job.save_meta()
+    worker.make_worker(app).work(burst=True)
+    assert job.get_status(refresh=True) == "scheduled"
+    assert worker.promote_outage_retries(get_store(app).jobs) == [job.id]
+    assert job.get_status(refresh=True) == "queued"
+    worker.make_worker(app).work(burst=True)
+    assert job.get_status(refresh=True) == "finished"
+    assert get_redis(app).get("guichet:{test}:runs") == "2"
+    assert worker.promote_outage_retries(get_store(app).jobs) == []  # done: nothing left to promote
+
+
+def test_a_retry_after_a_lock_held_keeps_its_delay(app):
+    """Only a Redis outage is over when Redis answers; a held lock is over when it expires."""
+    from tests.faults import jobs
+
+    job = worker.queue(app).enqueue(jobs.find_the_lock_held_the_first_time, "guichet:{test}:runs")
+    worker.make_worker(app).work(burst=True)
+    assert worker.promote_outage_retries(get_store(app).jobs) == []
+    assert job.get_status(refresh=True) == "scheduled"
+
+
+def test_a_periodic_task_does_its_next_round_early_when_an_outage_ends(app):
+    runs: list[float] = []
+    worker.register_periodic(app, "slow", 60, lambda _app: runs.append(time.monotonic()), lease=False)
+    background = worker.start_in_thread(app)
+    try:
+        wait_until(lambda: len(runs) == 1)
+        worker.note_recovery(app)
+        wait_until(lambda: len(runs) == 2, seconds=3)  # not 60 s later
+    finally:
+        background.stop()
 
 
 def test_a_job_that_fails_on_its_own_is_not_retried(app):

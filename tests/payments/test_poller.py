@@ -143,3 +143,22 @@ def test_the_poller_thread_hands_results_to_the_registered_handler(demo_app, rec
     # One round per interval across processes: a second round right away is skipped.
     assert poll_round(demo_app, lease=60) in (0, None)
     assert poll_round(demo_app, lease=60) is None
+
+
+
+def test_the_first_round_after_an_outage_asks_about_every_pending_payment_at_once(demo_app, recorder):
+    """A callback refused while Redis was away (or while the server was down) is not
+    waited for: once Redis answers, the poller asks about every pending payment, even
+    one younger than GUICHET_PAYMENT_POLL_AFTER, whoever did the last round."""
+    from state import worker
+    from utility.payments import provider
+    from utility.payments.poller import poll_round
+
+    assert poll_round(demo_app, lease=60) == 0  # this process's first round (nothing pending yet)
+    demo = provider(demo_app)
+    ref = demo.request(PaymentRequest("ORDER001", "+237670000001", 1000)).provider_ref
+    demo.approve(ref)  # the payer approved; the callback (to :9) is lost
+    assert poll_round(demo_app, lease=60) is None and recorder.results == []  # a round is not due yet
+    worker.note_recovery(demo_app)  # Redis answers again after an outage
+    assert poll_round(demo_app, lease=60) == 1
+    assert [(r.provider_ref, r.state) for r in recorder.results] == [(ref, "successful")]

@@ -38,6 +38,8 @@ from utility.payments.records import PaymentRecords
 
 log = logging.getLogger(__name__)
 
+CAUGHT_UP = "guichet.payments.caught_up"  # app.extensions: the recovery the poller last caught up after
+
 
 @dataclass(frozen=True)
 class PollSettings:
@@ -48,8 +50,6 @@ class PollSettings:
     batch: int = 200  # payments looked at per run
 
 
-def settings_from(config: Mapping[str, Any]) -> PollSettings:
-    defaults = PollSettings()
 SETTINGS_EXTENSION = "guichet.payments.poll_settings"
 
 
@@ -66,6 +66,8 @@ def poll_every(config: Mapping[str, Any]) -> float:
     return float(config.get("PAYMENT_POLL_EVERY") or DEFAULTS["PAYMENT_POLL_EVERY"])
 
 
+def settings_from(config: Mapping[str, Any]) -> PollSettings:
+    defaults = PollSettings()
 
     def number(name: str, default: float) -> float:
         value = config.get(name)
@@ -85,9 +87,13 @@ def poll_pending(
     provider: PaymentProvider | None = None,
     settings: PollSettings | None = None,
     now: float | None = None,
+    catch_up: bool = False,
 ) -> list[PaymentResult]:
     """Ask about every payment that is due, hand every final result to ``on_result``.
-    Returns the results handed over. ``now`` is for tests (default: the clock)."""
+    Returns the results handed over. ``now`` is for tests (default: the clock).
+
+    ``catch_up``: ask about every pending payment now, due or not (the first round after
+    an outage or a start, when callbacks may have been refused or lost)."""
     from utility.payments import from_config
 
     provider = provider or from_config(app)
@@ -95,9 +101,9 @@ def poll_pending(
     now = time.time() if now is None else now
     records = PaymentRecords(get_redis(app), provider.name, clock=lambda: now)
     handed: list[PaymentResult] = []
-    for ref in records.due(now, settings.batch):
+    for ref in records.due(float("inf") if catch_up else now, settings.batch):
         try:
-            final = _poll_one(provider, records, ref, now, settings)
+            final = _poll_one(provider, records, ref, now, settings, catch_up)
         except Exception:  # one bad payment must not stop the others
             log.exception("polling payment %s failed", ref)
             records.reschedule(ref, now + settings.max_interval)
@@ -108,7 +114,8 @@ def poll_pending(
 
 
 def _poll_one(
-    provider: PaymentProvider, records: PaymentRecords, ref: str, now: float, settings: PollSettings
+    provider: PaymentProvider, records: PaymentRecords, ref: str, now: float, settings: PollSettings,
+    catch_up: bool = False,
 ) -> PaymentResult | None:
     """The payment's final result when it has one now; else None (rescheduled)."""
     record = records.get(ref)
@@ -118,7 +125,7 @@ def _poll_one(
     if record.get("state") in FINAL_STATES:
         return records.result_of(ref, record)  # learned earlier, not yet handed over
     created = float(record.get("created_at") or now)
-    if now - created < settings.after:
+    if now - created < settings.after and not catch_up:
         records.reschedule(ref, created + settings.after)
         return None
     try:
@@ -215,10 +222,19 @@ def poll_round(app: Flask, lease: float = 9.0) -> int | None:
     if handler is None:
         log.warning("payment poller: no results handler registered; nothing polled")
         return 0
+    from state.worker import last_recovery
+
+    # The first round after this process started or saw an outage end catches up.
+    recovered = last_recovery(app)
+    catch_up = recovered > app.extensions.get(CAUGHT_UP, -1.0)
     lock = keys.payment(configured_name(app), "poller:round")
-    if not get_redis(app).set(lock, "1", nx=True, px=max(1, int(lease * 1000))):
+    if not get_redis(app).set(lock, "1", nx=True, px=max(1, int(lease * 1000))) and not catch_up:
         return None
-    return len(poll_pending(app, handler))
+    handed = poll_pending(app, handler, catch_up=catch_up)
+    if catch_up:
+        app.extensions[CAUGHT_UP] = recovered
+        log.info("payment poller caught up after a start or an outage: %d payment(s) settled", len(handed))
+    return len(handed)
 
 
 def poll_job() -> int:
