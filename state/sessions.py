@@ -43,6 +43,9 @@ class Session:
     hint: str = ""  # catalogue key shown above the screen once (why input was refused)
     notice: str = ""  # catalogue key shown on the next screen once (e.g. language saved)
     started_at: float = field(default_factory=time.time)
+    # A resume point of this phone may exist (this session found or wrote one): only then
+    # does a hop that leaves no point need to delete one.
+    resume_kept: bool = False
 
     def to_json(self) -> str:
         # vars(), not asdict(): asdict deep-copies every value, a cost paid on each hop.
@@ -118,15 +121,22 @@ class SessionStore:
         self.lock_timeout = lock_timeout
 
     @contextmanager
-    def hop(self, phone: str, session_id: str, hop_key: str) -> Iterator[Held]:
+    def hop(self, phone: str, session_id: str, hop_key: str, opening: bool = True) -> Iterator[Held]:
         """Lock the session and read all a hop needs, in one round trip.
 
         The lock is taken by the first command of the same pipeline as the reads: the
         reads count only when it was granted. Pass the result to `save`, which releases
-        the lock with the writes; leaving the block releases it otherwise.
+        the lock with the writes; leaving the block releases it otherwise. A hop that
+        does not open its session (``opening`` False: the gateway says it follows
+        another) skips the phone's language and resume point, which only a new session
+        reads; should its session be gone after all, they are read then.
         """
-        lock_key, token, values = self._acquire(phone, session_id, lambda pipe: self._reads(pipe, phone, session_id, hop_key))
+        lock_key, token, values = self._acquire(
+            phone, session_id, lambda pipe: self._reads(pipe, phone, session_id, hop_key, opening)
+        )
         held = Held(self._loaded(values), lock_key, token)
+        if held.loaded.session is None and not opening:
+            held.loaded = self.load(phone, session_id, hop_key)
         try:
             yield held
         finally:
@@ -171,15 +181,16 @@ class SessionStore:
         return self._loaded(pipe.execute())
 
     @staticmethod
-    def _reads(pipe: redis.client.Pipeline, phone: str, session_id: str, hop_key: str) -> None:
+    def _reads(pipe: TextPipeline, phone: str, session_id: str, hop_key: str, opening: bool = True) -> None:
         pipe.get(keys.session(phone, session_id))
         pipe.hget(keys.session_replies(phone, session_id), hop_key)
-        pipe.hget(keys.profile(phone), "lang")
-        pipe.get(keys.resume_point(phone))
+        if opening:
+            pipe.hget(keys.profile(phone), "lang")
+            pipe.get(keys.resume_point(phone))
 
     @staticmethod
     def _loaded(values: list[Any]) -> Loaded:
-        raw_session, reply, language, raw_resume = values
+        raw_session, reply, language, raw_resume = (*values, None, None)[:4]
         return Loaded(
             session=Session.from_json(raw_session) if raw_session else None,
             reply=reply,
@@ -197,6 +208,8 @@ class SessionStore:
         phone, sid = session.phone, session.session_id
         replies = keys.session_replies(phone, sid)
         pipe = self.redis.pipeline(transaction=False)
+        point_to_delete = session.resume_kept and not change.resumable
+        session.resume_kept = change.resumable
         # The session record stays after END so that a retried last hop still finds it
         # (and its cached reply) instead of starting a new session.
         pipe.set(keys.session(phone, sid), session.to_json(), ex=self.ttl)
@@ -207,7 +220,7 @@ class SessionStore:
         if change.resumable:
             point = ResumePoint(sid, session.state, session.history, session.data)
             pipe.set(keys.resume_point(phone), point.to_json(), ex=self.resume_ttl)
-        else:
+        elif point_to_delete:
             pipe.delete(keys.resume_point(phone))
         for trigger, source, dest in change.transitions:
             journal.append(pipe, "ussd.transition", session=sid, phone=phone, trigger=trigger, source=source, dest=dest)

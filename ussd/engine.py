@@ -37,7 +37,7 @@ class Engine:
 
     def answer(self, hop: Hop) -> Screen:
         try:
-            with self.store.hop(hop.phone, hop.session_id, hop.hop_key) as held:
+            with self.store.hop(hop.phone, hop.session_id, hop.hop_key, hop.opening) as held:
                 return self._answer(hop, held)
         except SessionBusy:
             log.warning("session %s of %s busy: hop refused", hop.session_id, mask_tail(hop.phone))
@@ -85,6 +85,7 @@ class Engine:
             service_code=hop.service_code,
             network=hop.network,
             lang=language,
+            resume_kept=loaded.resume is not None,
         )
         inputs = list(hop.dial_inputs) + list(hop.inputs)
         session.consumed = len(hop.inputs) if hop.cumulative else 0

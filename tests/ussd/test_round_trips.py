@@ -172,3 +172,34 @@ def test_a_script_cache_flushed_under_us_costs_nothing_and_breaks_nothing(redis_
     assert phone.screen.splitlines()[1:3] == ["1. Francais", "2. English"]
     assert_cheap(trips)
     assert redis_client.get(keys.session_lock(ONE_METER, phone.session_id)) is None
+
+
+def test_a_hop_after_the_dial_reads_only_its_session_and_its_reply(client, customers, wire):
+    """Only the dial reads the phone's language and resume point; a hop that leaves no
+    resume point deletes none unless the session found or wrote one."""
+    phone = Phone(client, ONE_METER)
+    with wire.hop() as first:
+        phone.dial()
+    with wire.hop() as choice:
+        phone.send("6")
+    assert names(first[0]) == ["SET", "GET", "HGET", "HGET", "GET"], shown(first)  # lock, session, reply, lang, resume
+    assert names(choice[0]) == ["SET", "GET", "HGET"], shown(choice)
+    assert "DEL" not in names(choice[1]), shown(choice)
+
+
+def test_a_hop_whose_session_is_gone_still_reads_the_phones_language(client, customers, redis_client, wire):
+    """A later hop that finds no session (it expired) opens one as the dial would: in the
+    phone's remembered language, at the cost of one more round trip."""
+    redis_client.hset(keys.profile(ONE_METER), "lang", "en")
+    phone = Phone(client, ONE_METER, session_id="ATUid_expired")
+    with wire.hop() as late:
+        phone.post("5")
+    assert phone.screen.startswith("My account"), phone.screen
+    assert len(late) == 3, shown(late)
+
+
+def test_a_resume_point_is_deleted_once_the_flow_it_marks_is_left(client, customers, redis_client):
+    phone = Phone(client, ONE_METER).dial().send("1")  # buy units: a screen mid-flow
+    assert redis_client.exists(keys.resume_point(ONE_METER))
+    phone.send("00")  # home: nothing left to resume
+    assert not redis_client.exists(keys.resume_point(ONE_METER))

@@ -15,10 +15,10 @@ from ussd.gateways.base import (
     BadCallback,
     Hop,
     bounded_text,
-    check_body_size,
     phone_number,
     required,
     split_dial_string,
+    url_encoded_form,
 )
 from ussd.screens import Screen
 
@@ -28,10 +28,7 @@ class AfricasTalking:
     name: str = "africastalking"
 
     def parse(self, request: Request) -> Hop:
-        check_body_size(request)
-        if request.mimetype != "application/x-www-form-urlencoded":
-            raise BadCallback("expected an application/x-www-form-urlencoded body")
-        form = request.form.to_dict()
+        form = url_encoded_form(request)
         session_id = required(form, "sessionId")
         code, dial_inputs = split_dial_string(required(form, "serviceCode"), "serviceCode")
         phone = phone_number(required(form, "phoneNumber"), "phoneNumber")
@@ -51,6 +48,7 @@ class AfricasTalking:
             inputs=tuple(text.split("*")) if text else (),
             cumulative=True,
             dial_inputs=dial_inputs,
+            opening=not text,  # the dial: every later hop carries at least one input
         )
 
     def respond(self, screen: Screen) -> Response:

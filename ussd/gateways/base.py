@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import parse_qsl
 
 from flask import Request, Response, current_app
 
@@ -12,6 +13,7 @@ from utility.phones import is_e164
 
 MAX_BODY_BYTES = 4096
 MAX_TEXT_CHARS = 1000
+MAX_FIELDS = 50
 # ASCII only ([0-9], fullmatch): \d takes fullwidth and other scripts' digits, and $
 # lets a trailing newline through.
 SERVICE_CODE = re.compile(r"\*[0-9]{1,6}(\*[0-9A-Za-z]+)*#", re.ASCII)
@@ -34,6 +36,7 @@ class Hop:
     inputs: tuple[str, ...]  # cumulative: every input so far; else: the latest one only
     cumulative: bool
     dial_inputs: tuple[str, ...] = ()  # inputs carried by the dial string (*384*5#)
+    opening: bool = True  # the gateway says this hop opens its session (the dial)
 
 
 class Gateway(Protocol):
@@ -54,6 +57,21 @@ class Gateway(Protocol):
 def check_body_size(request: Request) -> None:
     if (request.content_length or 0) > MAX_BODY_BYTES or len(request.get_data(cache=True)) > MAX_BODY_BYTES:
         raise BadCallback(f"body over {MAX_BODY_BYTES} bytes")
+
+
+def url_encoded_form(request: Request) -> dict[str, str]:
+    """The fields of an application/x-www-form-urlencoded body, the first of each name (as
+    werkzeug's ``request.form.to_dict()`` gives them), parsed by the standard library:
+    werkzeug's general form parser cost every hop about 40 µs."""
+    check_body_size(request)
+    if request.mimetype != "application/x-www-form-urlencoded":
+        raise BadCallback("expected an application/x-www-form-urlencoded body")
+    body = request.get_data(cache=True).decode("utf-8", "replace")
+    try:
+        pairs = parse_qsl(body, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise BadCallback(f"more than {MAX_FIELDS} form fields") from None
+    return dict(reversed(pairs))
 
 
 def required(fields: dict[str, str], name: str) -> str:

@@ -100,6 +100,7 @@ class Hubtel:
             inputs=inputs,
             cumulative=False,
             dial_inputs=dial_inputs,
+            opening=kind == "initiation",
         )
 
     def respond(self, screen: Screen) -> Response:
