@@ -16,16 +16,14 @@ def _key(tag: str, name: str) -> str:
 
 # -- per phone number ---------------------------------------------------------------
 def session(phone: str, session_id: str) -> str:
-    return _key(phone, f"ussd:{session_id}")
+    """Hash: a USSD session's record ("session") and the answer given to each hop ("reply:<hop>").
+    (Not the plain ussd:<id> of the string it replaced: a session left by an older release is
+    then missing, never the wrong type.)"""
+    return _key(phone, f"ussd:{session_id}:hop")
 
 
 def session_lock(phone: str, session_id: str) -> str:
     return _key(phone, f"ussd:{session_id}:lock")
-
-
-def session_replies(phone: str, session_id: str) -> str:
-    """Hash: hop identity -> the answer already given (gateways retry hops)."""
-    return _key(phone, f"ussd:{session_id}:replies")
 
 
 def resume_point(phone: str) -> str:

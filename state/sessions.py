@@ -23,6 +23,12 @@ if TYPE_CHECKING:
     from state.store import TextPipeline, TextRedis
 
 
+# A session is one hash: its record, and the answer given to each of its hops (gateways
+# retry hops), so that a hop reads both with one command and writes both with one.
+SESSION_FIELD = "session"
+REPLY_PREFIX = "reply:"
+
+
 class SessionBusy(Exception):
     """Another hop of the same session held the lock for too long."""
 
@@ -182,15 +188,14 @@ class SessionStore:
 
     @staticmethod
     def _reads(pipe: TextPipeline, phone: str, session_id: str, hop_key: str, opening: bool = True) -> None:
-        pipe.get(keys.session(phone, session_id))
-        pipe.hget(keys.session_replies(phone, session_id), hop_key)
+        pipe.hmget(keys.session(phone, session_id), SESSION_FIELD, REPLY_PREFIX + hop_key)
         if opening:
             pipe.hget(keys.profile(phone), "lang")
             pipe.get(keys.resume_point(phone))
 
     @staticmethod
     def _loaded(values: list[Any]) -> Loaded:
-        raw_session, reply, language, raw_resume = (*values, None, None)[:4]
+        (raw_session, reply), language, raw_resume = (*values, None, None)[:3]
         return Loaded(
             session=Session.from_json(raw_session) if raw_session else None,
             reply=reply,
@@ -206,15 +211,14 @@ class SessionStore:
         """
         session = change.session
         phone, sid = session.phone, session.session_id
-        replies = keys.session_replies(phone, sid)
+        record = keys.session(phone, sid)
         pipe = self.redis.pipeline(transaction=False)
         point_to_delete = session.resume_kept and not change.resumable
         session.resume_kept = change.resumable
         # The session record stays after END so that a retried last hop still finds it
         # (and its cached reply) instead of starting a new session.
-        pipe.set(keys.session(phone, sid), session.to_json(), ex=self.ttl)
-        pipe.hset(replies, change.hop_key, change.reply)
-        pipe.expire(replies, self.ttl)
+        pipe.hset(record, mapping={SESSION_FIELD: session.to_json(), REPLY_PREFIX + change.hop_key: change.reply})
+        pipe.expire(record, self.ttl)
         if change.remember_language:
             pipe.hset(keys.profile(phone), "lang", session.lang)
         if change.resumable:

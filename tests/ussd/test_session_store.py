@@ -27,7 +27,6 @@ def test_session_expires_after_its_ttl_and_each_hop_refreshes_it(redis_client):
     store = SessionStore(redis_client, ttl=180)
     store.save(Change(session(), "t:", "CMenu"))
     assert 170 < redis_client.ttl(keys.session(SEVERAL, "S1")) <= 180
-    assert 170 < redis_client.ttl(keys.session_replies(SEVERAL, "S1")) <= 180
     redis_client.expire(keys.session(SEVERAL, "S1"), 5)
     store.save(Change(session(state="language"), "t:6", "CLang"))
     assert redis_client.ttl(keys.session(SEVERAL, "S1")) > 170
@@ -47,7 +46,7 @@ def test_load_reads_session_reply_language_and_resume_point_together(redis_clien
 
 def test_session_keys_share_the_phone_hash_tag():
     tags = {key.split("{")[1].split("}")[0] for key in (
-        keys.session(SEVERAL, "S1"), keys.session_lock(SEVERAL, "S1"), keys.session_replies(SEVERAL, "S1"),
+        keys.session(SEVERAL, "S1"), keys.session_lock(SEVERAL, "S1"),
         keys.resume_point(SEVERAL), keys.profile(SEVERAL), keys.phone_accounts(SEVERAL))}
     assert tags == {SEVERAL}
 
