@@ -263,7 +263,8 @@ def serve_with_granian(
         log_dictconfig=GRANIAN_LOGGING,
         log_access=access_log,
     )
-    running = worker.start_in_thread(app) if background else None
+    # As many job workers as serving processes: what gunicorn ran, one in each process.
+    running = worker.start_in_thread(app, job_workers=workers) if background else None
     try:
         server.serve()
     finally:

@@ -685,29 +685,39 @@ def running(app: Flask) -> Background | None:
     return app.extensions.get(BACKGROUND)
 
 
-def start_in_thread(app: Flask) -> Background:
-    """Run the worker, its scheduler, the reclaimer and every registered periodic task
-    beside the web server, in this process, each in a supervised thread."""
+def start_in_thread(app: Flask, job_workers: int = 1) -> Background:
+    """Run ``job_workers`` rq workers, their scheduler, the reclaimer and every registered
+    periodic task beside the web server, in this process, each in a supervised thread.
+
+    Several workers: a job that waits on the network (an SMS provider, a payment
+    provider's callback or status call) must not hold up every other job of the process."""
     if running(app) is not None:
         raise RuntimeError("the background loops already run for this app")
     background = app.extensions[BACKGROUND] = Background(app)
     app.extensions[RECOVERED] = time.monotonic()  # a start: whatever happened while down is caught up
 
-    def work(stopping: threading.Event) -> None:
-        rq_worker = make_worker(app, in_thread=True)
-        background.workers = {rq_worker.name: rq_worker}
-        try:
-            if not stopping.is_set():
-                rq_worker.work()
-        finally:
-            background.workers = {}
-        if not stopping.is_set():
-            raise RuntimeError("the rq worker quit (see the error it logged)")
+    def work_loop(loop_name: str) -> tuple[Callable[[threading.Event], None], Callable[[], None]]:
+        mine: dict[str, AppWorker] = {}
 
-    def wake_worker() -> None:
-        for rq_worker in background.workers.values():
-            rq_worker._stop_requested = True  # rq's own flag, checked between jobs...
-            queue(app).enqueue(_wake_up)  # ...so end its wait (or another's: then within a dequeue timeout)
+        def work(stopping: threading.Event) -> None:
+            rq_worker = mine["now"] = make_worker(app, in_thread=True)
+            background.workers[rq_worker.name] = rq_worker
+            try:
+                if not stopping.is_set():
+                    rq_worker.work()
+            finally:
+                background.workers.pop(rq_worker.name, None)
+                mine.pop("now", None)
+            if not stopping.is_set():
+                raise RuntimeError(f"the rq worker of {loop_name} quit (see the error it logged)")
+
+        def wake() -> None:
+            rq_worker = mine.get("now")
+            if rq_worker is not None:
+                rq_worker._stop_requested = True  # rq's own flag, checked between jobs...
+                queue(app).enqueue(_wake_up)  # ...so end its wait (or another's: then within a dequeue timeout)
+
+        return work, wake
 
     # One name across restarts: a restarted scheduler refreshes the lock it held.
     scheduler_name = f"{HOST}.{os.getpid()}.{secrets.token_hex(3)}"
@@ -738,14 +748,17 @@ def start_in_thread(app: Flask) -> Background:
                 log.exception("looking for abandoned jobs failed")
             stopping.wait(RECLAIM_EVERY)
 
-    background.add(Supervised(app, "worker", work, required=True, on_stop=wake_worker))
+    for number in range(1, max(1, job_workers) + 1):
+        name = "worker" if number == 1 else f"worker-{number}"
+        work, wake = work_loop(name)
+        background.add(Supervised(app, name, work, required=True, on_stop=wake))
     background.add(Supervised(app, "scheduler", schedule, required=True, on_stop=stop_scheduler))
     background.add(Supervised(app, "reclaimer", reclaim, required=False))
     periodic = app.extensions.get(PERIODIC, {})
     for task in periodic.values():
         background.add(_periodic_loop(app, task))
-    log.info("background worker and scheduler running in-process on queues %s, supervised; periodic tasks: %s",
-             ", ".join(QUEUES), ", ".join(periodic) or "none")
+    log.info("background worker%s and scheduler running in-process on queues %s, supervised; periodic tasks: %s",
+             f" x{job_workers}" if job_workers > 1 else "", ", ".join(QUEUES), ", ".join(periodic) or "none")
     return background
 
 

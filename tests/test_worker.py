@@ -123,6 +123,22 @@ def test_a_periodic_task_does_its_next_round_early_when_an_outage_ends(app):
         background.stop()
 
 
+def test_with_two_job_workers_a_slow_job_does_not_hold_up_the_next(app):
+    """A job waiting on the network (a provider's slow answer) leaves the other worker free."""
+    from tests.faults import jobs
+
+    background = worker.start_in_thread(app, job_workers=2)
+    try:
+        assert {"worker", "worker-2"} <= set(background.loops)
+        worker.queue(app).enqueue(jobs.slow_the_first_time, "guichet:{test}:slow", 5.0)
+        wait_until(lambda: get_redis(app).get("guichet:{test}:slow") == "1")  # the slow one runs
+        quick = worker.queue(app).enqueue(jobs.remember, "guichet:{test}:quick")
+        wait_until(lambda: quick.get_status(refresh=True) == "finished", seconds=3)
+        assert get_redis(app).get("guichet:{test}:slow:done") is None  # still sleeping meanwhile
+    finally:
+        background.stop()
+
+
 def test_a_job_that_fails_on_its_own_is_not_retried(app):
     job = worker.queue(app).enqueue(json.loads, "not json")
     worker.make_worker(app).work(burst=True)
