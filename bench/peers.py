@@ -28,6 +28,7 @@ import shlex
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -162,6 +163,7 @@ def main() -> int:
     print(f"peer hop benchmark: {args.rounds} round(s), {args.procs}x{args.threads} clients, "
           f"{args.duration:g} s per server; {os.cpu_count()} CPUs; logs in {logs}")
     all_met = True
+    every_round: list[dict[str, float]] = []
     with redis_server(args.redis_url, logs) as url:
         for number in range(1, args.rounds + 1):
             results: dict[str, Load] = {}
@@ -172,6 +174,7 @@ def main() -> int:
                 print(f"  round {number}  {server.name:<12} {load.rate:>8,.0f} hops/s   p50 {load.p50_ms:6.1f} ms"
                       f"   p99 {load.p99_ms:6.1f} ms   errors {load.errors}", flush=True)
             figures = ratios(results)
+            every_round.append(figures)
             marks = []
             for name, value in figures.items():
                 ok = met(name, value)
@@ -185,7 +188,13 @@ def main() -> int:
                     out.write(json.dumps({"round": number, "guichet_args": args.guichet_args,
                                           **{name: {**asdict(load), "rate": load.rate} for name, load in results.items()},
                                           "ratios": figures}) + "\n")
-    print("targets " + ("met" if all_met else "MISSED"))
+    if len(every_round) > 1:
+        # The machine drifts between one server's window and the next: the median of the
+        # rounds' ratios is the steadier figure (the verdict still wants every round).
+        medians = {name: statistics.median(r[name] for r in every_round) for name in TARGETS}
+        print("  median   guichet: " + "; ".join(
+            f"{name} {value:.2f}x ({'ok' if met(name, value) else 'MISSED'})" for name, value in medians.items()))
+    print("targets " + ("met in every round" if all_met else "MISSED"))
     return 0 if all_met else 1
 
 
