@@ -117,10 +117,22 @@ def payment_received(lang: str, order_ref: str, amount: int, what: str) -> str:
     ])
 
 
-def payment_failed(lang: str, order_ref: str, reason_code: str) -> str:
-    """The payment did not go through, and why in the customer's words."""
+def payment_failed(
+    lang: str, order_ref: str, reason_code: str, amount: int, what: str, target: str, payer: str, dial_code: str = ""
+) -> str:
+    """The payment did not go through: for what, which Mobile Money number was asked (in
+    full: it may be another phone's, and that is the one to top up or check), why in the
+    customer's words, and how to try again (the code they dialled)."""
+    if what not in ("units", "bill"):
+        raise ValueError(f"what must be 'units' or 'bill', not {what!r}")
     reason = text(lang, f"payment_failed.{reason_code if reason_code in PAYMENT_FAILURES else 'other'}")
-    return _finish("payment_failed", [text(lang, "payment_failed.body", reference=to_gsm7(order_ref), reason=reason)])
+    retry = (text(lang, "payment_failed.retry_code", code=to_gsm7(dial_code)) if dial_code
+             else text(lang, "payment_failed.retry"))
+    return _finish("payment_failed", [text(
+        lang, "payment_failed.body", reference=to_gsm7(order_ref), amount=money(lang, amount),
+        target=text(lang, f"payment_failed.{what}", number=mask_tail(target)), payer=to_gsm7(payer),
+        reason=reason, retry=retry,
+    )])
 
 
 def fulfilment_failed(lang: str, order_ref: str, amount: int) -> str:

@@ -136,3 +136,23 @@ def test_a_declined_payment_sends_a_failure_sms_and_no_token(live):
     order = services(app).orders.get(reference)
     assert (order.state, order.reason) == ("declined", "insufficient_funds")
     assert services(app).customers.account("C-3000000001").balance_due == 12_000
+
+
+def test_paying_from_another_number_names_it_on_the_screen_and_in_the_failure_sms(live):
+    """dial -> buy -> my meter -> 5000 -> pay -> another number -> confirm: the approval
+    request rings that number, so the screen names it; declined (no funds there), the SMS
+    says which number, for what, how much, and the code to dial again."""
+    app, standin = live
+    phone = Phone(app.test_client(), ONE_METER).dial()
+    phone.send("1").send("1").send("1").send("5000").send("1").send("2")
+    phone.send("670000119")  # the demo provider declines payers ending in 9
+    assert "payé par" in phone.screen
+    phone.send("1")
+    assert phone.ended
+    reference = phone.screen.rsplit(" ", 1)[1]
+    assert phone.screen.startswith("Demande de paiement de 5 000 FCFA envoyée au +237670000119: validez-la sur ce "
+                                   "téléphone. Le jeton arrive par SMS."), phone.screen
+    (failure,) = wait_for(lambda: sms_to(standin, ONE_METER, reference))
+    assert failure.message == (
+        f"Paiement {reference} de 5 000 FCFA pour le compteur ****0017 non abouti. "
+        "Mobile Money +237670000119: solde insuffisant. Pour réessayer, composez *384#.")

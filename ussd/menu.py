@@ -374,6 +374,7 @@ class Visit:
                     amount=int(data["amount"]),
                     payer=data["payer"],
                     reference=data.get("order_ref") or new_reference(),
+                    dial_code=session.service_code,
                 )
             except ReferenceTaken:
                 data["order_ref"] = new_reference()  # 40 random bits collided: draw again

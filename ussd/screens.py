@@ -289,6 +289,11 @@ def _confirm(session: Session, ctx: Context) -> str:
 def _order_placed(session: Session, ctx: Context) -> str:
     data = session.data
     key = "confirm.placed_units" if data["flow"] == "units" else "confirm.placed"
+    if data["payer"] != session.phone:
+        # The approval request rings another phone: say which, in full, so the customer
+        # knows whom to ask (their own handset will show nothing).
+        return text(session.lang, key + "_other", amount=money(data["amount"]), reference=data["order_ref"],
+                    payer=data["payer"])
     return text(session.lang, key, amount=money(data["amount"]), reference=data["order_ref"])
 
 

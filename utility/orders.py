@@ -99,6 +99,7 @@ class Order:
     receipt: dict[str, Any] = field(default_factory=dict)  # the vend or bill payment
     attempts: int = 0  # fulfilment attempts
     waiting_told: bool = False  # "payment received, token to follow" sent
+    dial_code: str = ""  # the code the customer dialled: how the SMS tells them to try again
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
 
@@ -249,7 +250,10 @@ class Orders:
         return Resent("sent", latest.reference)
 
     # -- the customer confirms ----------------------------------------------------------------
-    def place(self, kind: str, phone: str, lang: str, target: str, amount: int, payer: str, reference: str) -> Order:
+    def place(
+        self, kind: str, phone: str, lang: str, target: str, amount: int, payer: str, reference: str,
+        dial_code: str = "",
+    ) -> Order:
         """Create the order and ask the payer's provider for the money.
 
         Idempotent by ``reference`` for its caller: placing the same order again (a hop
@@ -259,7 +263,7 @@ class Orders:
         # Checked before anything is written: a malformed payer or amount is a bug
         # upstream, and must not leave an order behind that nothing will ever settle.
         request = PaymentRequest(reference, payer, amount, note=f"{kind} {reference}")
-        order = Order(reference, kind, phone, lang, target, amount, payer, self.payments.name)
+        order = Order(reference, kind, phone, lang, target, amount, payer, self.payments.name, dial_code=dial_code)
         existing = self.get(reference)
         if existing is None:
             limits.take(self.redis, phone, "order", self.limits.orders)

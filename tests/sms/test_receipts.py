@@ -47,8 +47,12 @@ def every_message(lang: str) -> dict[str, str]:
         "bill_due": receipts.bill_receipt(lang, WORST_REF, "CM-ÉÇ-00012345678", 99_999_999, 99_999_999, "Q–ôû-9"),
         "bill_clear": receipts.bill_receipt(lang, WORST_REF, "CM-1", 1, 0, "Q1"),
         **{f"received_{w}": receipts.payment_received(lang, WORST_REF, 2_000_000, w) for w in ("token", "bill")},
-        **{f"failed_{c}": receipts.payment_failed(lang, WORST_REF, c) for c in receipts.PAYMENT_FAILURES},
-        "failed_unknown": receipts.payment_failed(lang, WORST_REF, "new_code_from_a_provider"),
+        **{f"failed_{c}": receipts.payment_failed(lang, WORST_REF, c, 2_000_000, "units", METER, "+237699999999",
+                                                  "*384*12345*99#") for c in receipts.PAYMENT_FAILURES},
+        "failed_bill": receipts.payment_failed(lang, WORST_REF, "insufficient_funds", 99_999_999, "bill",
+                                               "CM-ÉÇ-00012345678", "+237699999999", "*384*12345*99#"),
+        "failed_unknown": receipts.payment_failed(lang, WORST_REF, "new_code_from_a_provider", 1, "units", METER,
+                                                  "+237699999999"),
         "resend": receipts.token_resend(lang, [WORST, vend(free=True), vend()]),
         "resend_none": receipts.token_resend(lang, []),
     }
@@ -141,11 +145,35 @@ def test_payment_received_says_what_follows():
         receipts.payment_received("fr", "ORD-1", 5_000, "airtime")
 
 
+def failed(lang: str, code: str, **kw: object) -> str:
+    values: dict = {"amount": 5_000, "what": "units", "target": METER, "payer": "+237670000009",
+                    "dial_code": "*384*12345#", **kw}
+    return receipts.payment_failed(lang, "ORD-1", code, **values)
+
+
 def test_payment_failed_reasons_are_distinct():
-    bodies = {code: receipts.payment_failed("fr", "ORD-1", code) for code in receipts.PAYMENT_FAILURES}
+    bodies = {code: failed("fr", code) for code in receipts.PAYMENT_FAILURES}
     assert len(set(bodies.values())) == len(bodies)
     assert "solde insuffisant" in bodies["insufficient_funds"]
-    assert receipts.payment_failed("fr", "ORD-1", "???") == bodies["other"]
+    assert failed("fr", "???") == bodies["other"]
+
+
+def test_a_declined_payment_says_which_number_lacked_funds_for_what_and_how_to_try_again():
+    assert failed("fr", "insufficient_funds") == (
+        "Paiement ORD-1 de 5 000 FCFA pour le compteur ****0009 non abouti. "
+        "Mobile Money +237670000009: solde insuffisant. Pour réessayer, composez *384*12345#.")
+    assert failed("en", "insufficient_funds", what="bill", target="GA-1000005", amount=12_500) == (
+        "Payment ORD-1 of 12,500 XAF for account ****0005 did not go through. "
+        "Mobile Money +237670000009: insufficient balance. To try again, dial *384*12345#.")
+    assert failed("fr", "declined", dial_code="").endswith("refusé. Vous pouvez réessayer.")
+    with pytest.raises(ValueError):
+        failed("fr", "declined", what="airtime")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_declined_payment_sms_fits_two_segments(lang):
+    body = failed(lang, "payer_inactive", amount=2_000_000, payer="+237699999999", dial_code="*384*12345*99#")
+    assert is_gsm7(body) and sms_segments(body) <= 2
 
 
 def test_token_resend_lists_the_last_tokens_newest_first():

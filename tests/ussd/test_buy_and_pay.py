@@ -98,6 +98,10 @@ def test_pay_part_of_a_bill_from_another_number_in_english(app, dial):
     assert phone.screen.startswith("Pay 5 000 XAF on account ****0001, paid by ****4321?")
     phone.send("1")
     assert order_of(app, POSTPAID_ONLY).payer == "+24107654321"
+    # The approval request rings the other phone, not this one: the screen says which.
+    assert phone.ended and phone.screen.startswith(
+        "Payment request for 5 000 XAF sent to +24107654321: approve it on that phone. The receipt comes by SMS."
+    ), phone.screen
 
 
 def test_a_bill_paid_by_typing_the_account_number(app, dial):

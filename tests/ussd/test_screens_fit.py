@@ -49,6 +49,8 @@ VARIANTS = [
     {"accounts": [{**WORST_ACCOUNT, "balance": 0}]},
     {"offline": True},
     {"flow": "bill"},
+    {"payer": "+888888888888888"},  # another phone pays: the screens name it
+    {"payer": "+888888888888888", "flow": "bill"},
     {"due": ""},
     {"balance": 0},
     {"resent": "none"},
