@@ -22,7 +22,7 @@ from transitions import EventData, Machine, MachineError
 
 from state.limits import LimitReached
 from state.sessions import Session
-from ussd.screens import SCREENS, TOP_LEVEL, account_item, current_page, list_pages, money
+from ussd.screens import SCREENS, TOP_LEVEL, account_item, current_page, list_pages, money, offered
 from utility.meters import meter_problem
 from utility.orders import BILL, UNITS, ReferenceTaken, new_reference
 from utility.phones import mobile_number
@@ -437,6 +437,12 @@ def _refuse(visit: Visit, hint: str) -> None:
         visit.give_up()  # type: ignore[attr-defined]
 
 
+def _explain(visit: Visit, hint: str) -> None:
+    """Answer a navigation key that has nowhere to go (0 on the main menu, 98 on the last
+    page): say why, and count no strike against the customer."""
+    visit.session.hint = hint
+
+
 def _fire(visit: Visit, trigger: str, **kwargs: Any) -> None:
     visit._hint = None
     try:
@@ -472,24 +478,28 @@ def apply_input(visit: Visit, raw: str) -> None:
     spec = SCREENS[visit.state]
     if spec.kind == "end":
         return
-    if visit.state not in TOP_LEVEL:
+    if value in ("0", "00"):
+        if visit.state == "resume":
+            return _fire(visit, "restart")  # home is the main menu, as "start again" gives
+        if visit.state in TOP_LEVEL:
+            return _explain(visit, "hint.at_home")
         if value == "00":
             return _fire(visit, "home")
-        if value == "0":
-            if spec.kind == "list" and current_page(session) > 0:
-                return _turn_page(visit, -1)
-            return _fire(visit, "back")
+        if spec.kind == "list" and current_page(session) > 0:
+            return _turn_page(visit, -1)
+        return _fire(visit, "back")
+    if value == "98" and spec.kind != "input":  # on an input screen, 98 is what was typed
+        if spec.kind == "list" and current_page(session) + 1 < len(list_pages(session)):
+            return _turn_page(visit, +1)
+        return _explain(visit, "hint.no_more")
     if spec.kind == "menu":
-        choice = _as_choice(value, len(spec.options))
+        options = offered(spec, session)
+        choice = _as_choice(value, len(options))
         if choice is None:
             return _refuse(visit, "hint.choice")
-        option = spec.options[choice]
+        option = options[choice]
         return _fire(visit, option.trigger, **dict(option.args))
     if spec.kind == "list":
-        if value == "98":
-            if current_page(session) + 1 < len(list_pages(session)):
-                return _turn_page(visit, +1)
-            return _refuse(visit, "hint.no_more")
         items = len(session.data[spec.items])
         choice = _as_choice(value, items + len(spec.extra))
         if choice is None:

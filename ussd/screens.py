@@ -29,6 +29,8 @@ class Option:
     trigger: str  # machine trigger fired when the option is chosen
     args: tuple[tuple[str, Any], ...] = ()  # the trigger's keyword arguments
     label_lang: str = ""  # show the label in this language (each language in its own)
+    # Offered only when this holds for the session: never offer what would be refused.
+    when: Callable[[Session], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,10 @@ SCREENS: dict[str, ScreenSpec] = {
         extra=(Option("bill.other", "other_account"),),
     ),
     "bill_account_input": ScreenSpec("input", title="bill.account_prompt", accept="accept_account", submit="account_entered"),
-    "bill_balance": ScreenSpec("menu", options=(Option("bill.all", "pay_all"), Option("bill.other_amount", "ask_bill_amount"))),
+    "bill_balance": ScreenSpec("menu", options=(
+        Option("bill.all", "pay_all", when=lambda session: int(session.data.get("balance") or 0) > 0),
+        Option("bill.other_amount", "ask_bill_amount"),
+    )),
     "bill_amount": ScreenSpec("input", accept="accept_bill_amount", submit="bill_amount_entered"),
     # -- paying (both flows) ----------------------------------------------------------------
     "payer": ScreenSpec("menu", title="payer.title", options=(Option("payer.this", "payer_self"), Option("payer.other", "payer_other"))),
@@ -404,6 +409,11 @@ def _extra_lines(session: Session) -> list[str]:
     return [f"{first + n}. {text(session.lang, option.label)}" for n, option in enumerate(spec.extra)]
 
 
+def offered(spec: ScreenSpec, session: Session) -> tuple[Option, ...]:
+    """The options of a menu screen this session is offered, numbered in this order."""
+    return tuple(option for option in spec.options if option.when is None or option.when(session))
+
+
 def current_page(session: Session) -> int:
     return int(session.data.get("pages", {}).get(session.state, 0))
 
@@ -414,7 +424,7 @@ def _body_lines(session: Session, ctx: Context) -> list[str]:
     if spec.kind == "menu":
         lines = [_head_text(session, ctx)]
         values = {"number": mask_tail(session.phone)}  # options that name the caller's number
-        for n, option in enumerate(spec.options, 1):
+        for n, option in enumerate(offered(spec, session), 1):
             lines.append(f"{n}. {text(option.label_lang or lang, option.label, **values)}")
         return lines + _nav(session)
     if spec.kind == "list":

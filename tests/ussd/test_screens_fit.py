@@ -26,7 +26,7 @@ WORST_METER = {**WORST_ACCOUNT, "meter": "0123456789012"}
 FEATURES = [option.args[0][1] for option in SCREENS["main"].options if option.trigger == "soon"]
 ALL_HINTS = sorted({key for lang in languages() for key in catalogue(lang) if key.startswith("hint.")})
 # Menus and lists refuse with these; input screens with whatever their check says.
-CHOICE_HINTS = ["hint.choice", "hint.no_more"]
+CHOICE_HINTS = ["hint.choice", "hint.no_more", "hint.at_home"]
 WORST_CONTEXT = Context(utility="Societe Nationale d'Electricite", service_code="*384*1234*99#", banner="B" * 300)
 BIG = 999_999_999  # the largest balance the customer CSV accepts
 ORDER_MAX = 10_000_000  # the largest order amount (bills; purchases are capped lower by tariffs)
