@@ -55,6 +55,11 @@ def meter_account(meter_number: str) -> str:
     return _key(f"meter:{meter_number}", "account")
 
 
+def account_digits(digits: str) -> str:
+    """Set: the account numbers whose digits, read alone, are ``digits`` (what a keypad types)."""
+    return _key(f"acct-digits:{digits}", "accounts")
+
+
 # -- vending (built-in engine) ----------------------------------------------------------
 def meter_keys(meter_number: str) -> str:
     """Hash: the STS key data installed on a meter, when it differs from the target,

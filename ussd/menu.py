@@ -327,11 +327,12 @@ class Visit:
         self.session.data.update(flow=BILL, account_no=item["number"], balance=item["balance"], due=item["due"])
 
     def accept_account(self, value: str) -> str | None:
-        value = value.strip().upper()
-        account = self.services.customers.account(value) if value and len(value) <= 20 else None
-        if account is None or account.prepaid:
+        accounts = [a for a in self.services.customers.accounts_typed(value) if not a.prepaid]
+        if not accounts:
             return "hint.account_unknown"
-        self._take_bill(account_item(account))
+        if len(accounts) > 1:
+            return "hint.account_ambiguous"  # the same digits under two prefixes: type the prefix too
+        self._take_bill(account_item(accounts[0]))
         return None
 
     def has_balance(self, event: EventData) -> bool:

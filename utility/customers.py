@@ -55,6 +55,11 @@ class ImportResult:
     updated: int  # accounts that were, rewritten with the new values
 
 
+def account_digits(account_number: str) -> str:
+    """The digits of an account number, in order: what a customer types on a keypad."""
+    return "".join(char for char in account_number if char.isdigit())
+
+
 def mask_tail(number: str, keep: int = 4) -> str:
     """``number`` as "****1234": enough to tell one's own meters apart, not to copy one.
 
@@ -74,6 +79,8 @@ class CustomerBase(Protocol):
     def account(self, account_number: str) -> Account | None: ...
 
     def account_for_meter(self, meter_number: str) -> Account | None: ...
+
+    def accounts_typed(self, typed: str) -> list[Account]: ...
 
 
 class RedisCustomerBase:
@@ -96,6 +103,27 @@ class RedisCustomerBase:
     def account(self, account_number: str) -> Account | None:
         fields = self._redis.hgetall(keys.account(account_number))
         return _from_hash(fields) if fields else None
+
+    def accounts_typed(self, typed: str) -> list[Account]:
+        """The accounts a customer may mean by what they typed on a keypad: the number as
+        written ("GA-1000005"), without its dash ("GA1000005"), or its digits alone
+        ("1000005"); several when those digits belong to more than one account."""
+        written = typed.strip().upper().replace(" ", "")
+        if not written or len(written) > 24:
+            return []
+        candidates = [written]
+        prefix = written.rstrip("0123456789")
+        if prefix and prefix.isalpha() and prefix != written:
+            candidates.append(f"{prefix}-{written[len(prefix):]}")  # the dash a keypad leaves out
+        for number in candidates:
+            found = self.account(number)
+            if found is not None:
+                return [found]
+        digits = "".join(char for char in written if char.isdigit())
+        if digits != written:
+            return []  # letters typed, and no such number: not a digits-only lookup
+        numbers = sorted(self._redis.smembers(keys.account_digits(digits)))
+        return [account for account in (self.account(number) for number in numbers[:5]) if account is not None]
 
     def account_for_meter(self, meter_number: str) -> Account | None:
         account_number = self._redis.get(keys.meter_account(meter_number))
@@ -142,6 +170,7 @@ class RedisCustomerBase:
                         )
                 write.hset(keys.account(account.account_number), mapping=_to_hash(account))
                 write.sadd(keys.phone_accounts(account.phone), account.account_number)
+                write.sadd(keys.account_digits(account_digits(account.account_number)), account.account_number)
                 if account.meter_number:
                     write.set(keys.meter_account(account.meter_number), account.account_number)
             write.execute()

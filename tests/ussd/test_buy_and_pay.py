@@ -106,10 +106,32 @@ def test_pay_part_of_a_bill_from_another_number_in_english(app, dial):
 
 def test_a_bill_paid_by_typing_the_account_number(app, dial):
     phone = dial(NOBODY).send("2")
-    assert phone.screen.startswith("Numéro du compte:")
+    assert phone.screen.startswith("Numéro du compte (ex. 1000005, chiffres seuls):")
     assert phone.send("C-404").screen.startswith("Compte inconnu, vérifiez le numéro.")
     phone.send("c-3000000001")
     assert phone.screen.startswith("Compte ****0001\nReste à payer: 12 000 FCFA")
+
+
+def test_an_account_number_is_found_however_a_keypad_types_it(app, dial):
+    """Digits only, with the prefix but no dash, or as written: the same account."""
+    for n, typed in enumerate(("3000000001", "C3000000001", "C-3000000001", "c-3000000001", " 3000000001 ")):
+        phone = dial(f"+23769998000{n}").send("2").send(typed)  # a phone each: no resume offer in the way
+        assert phone.screen.startswith("Compte ****0001\nReste à payer: 12 000 FCFA"), (typed, phone.screen)
+
+
+def test_digits_shared_by_two_accounts_ask_for_the_whole_number(app, dial):
+    from tests.ussd.conftest import postpaid
+
+    services(app).customers.upsert([postpaid("GA-3000000001", POSTPAID_ONLY, balance=5_000, due=None)])
+    phone = dial(NOBODY).send("2").send("3000000001")
+    assert phone.screen.startswith("Plusieurs comptes ont ces chiffres: tapez le numéro entier."), phone.screen
+    assert phone.send("GA3000000001").screen.startswith("Compte ****0001\nReste à payer: 5 000 FCFA"), phone.screen
+
+
+def test_the_account_prompt_in_english_shows_the_format(dial):
+    phone = dial(NOBODY).send("6").send("2").send("2")
+    assert phone.screen.startswith("Account number (e.g. 1000005, digits only):"), phone.screen
+    assert phone.send("3000000001").screen.startswith("Account ****0001"), phone.screen
 
 
 def test_vending_down_still_takes_the_payment_and_says_the_token_follows(app, dial):
