@@ -260,10 +260,15 @@ def _quote(session: Session, ctx: Context) -> str:
     quote = data["quote"]
     headline = text(lang, "buy.quote", amount=money(data["amount"]), units=_units(lang, quote["units"]), unit=quote["unit"])
     charges = [(code, amount) for code, amount in quote["charges"] if code != "energy" and amount]
-    itemised = [text(lang, "buy.quote_charge", label=text(lang, f"charge.{code}"), amount=money(amount))
-                for code, amount in charges]
-    if _septets([headline, *itemised]) <= QUOTE_WIDTH:
-        return "\n".join([headline, *itemised])
+    if not charges:
+        return headline
+    # "Dont ...": what the amount already includes, in the words and the order of the SMS
+    # receipt, the currency said once at the end.
+    itemised = text(lang, "buy.quote_included", charges=", ".join(
+        text(lang, "buy.quote_charge", label=text(lang, f"charge.{code}"), amount=money(amount))
+        for code, amount in charges))
+    if _septets([headline, itemised]) <= QUOTE_WIDTH:
+        return "\n".join([headline, itemised])
     # Too many deductions to list on one screen: their total here, the detail on the SMS receipt.
     total = text(lang, "buy.quote_charges_total", amount=money(sum(amount for _, amount in charges)))
     return "\n".join([headline, total])

@@ -107,7 +107,7 @@ def test_french_receipt_reads_right():
         "Achat ORD-2F9K3QX1",
         "Compteur ****0009",
         "Payé 5 000 FCFA = 32,5 kWh",
-        "Dont Frais fixes 429, Taxe communale 122, Energie 4 449 FCFA",
+        "Dont Frais fixes du mois 429, Taxe communale 122, Energie 4 449 FCFA",
         "Code: 2371 6100 5011 8319 4197",
     ]
 

@@ -26,7 +26,8 @@ def test_buy_units_for_my_meter_to_the_end(app, dial):
     phone.send("5000")
     lines = phone.screen.splitlines()
     assert lines[0] == "5 000 FCFA = 48,9 kWh"  # (5000 - 429 fee) / (91.17 x 1.025 tax)
-    assert "Frais fixes: 429" in lines and "1. Payer" in lines
+    # What the amount includes, with its currency; the monthly fee named as such.
+    assert lines[1] == "Dont Frais fixes du mois 429, Taxe communale 111 FCFA" and "1. Payer" in lines
     phone.send("1")
     assert phone.screen.splitlines()[:3] == ["Payer par Mobile Money avec:", "1. Ce numéro (****0101)", "2. Un autre numéro"]
     phone.send("1")
@@ -202,3 +203,18 @@ def test_too_many_orders_from_one_phone_get_a_polite_end_and_no_prompt(app, dial
     assert phone.ended and phone.screen.startswith("Trop de demandes de paiement")
     assert "Rien n'a été débité." in phone.screen
     assert len(services(app).orders.recent(ONE_METER, count=10)) == 3
+
+
+def test_the_quote_says_what_the_amount_includes_in_english(dial):
+    phone = dial(ONE_METER).send("6").send("2").send("1").send("1").send("1").send("5000")
+    lines = phone.screen.splitlines()
+    assert lines[:2] == ["5 000 XAF = 48.9 kWh", "Including Monthly fixed fee 429, Municipal tax 111 XAF"], lines
+
+
+def test_each_charge_has_one_label_on_screens_and_in_sms():
+    from sms import receipts
+    from ussd.catalogue import languages, text
+
+    for lang in languages():
+        for code in receipts.CHARGE_CODES:
+            assert text(lang, f"charge.{code}") == receipts.text(lang, f"charge.{code}"), (lang, code)
