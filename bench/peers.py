@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -83,7 +83,7 @@ def redis_server(url: str | None, logs: Path) -> Iterator[str]:
         process.wait(10)
 
 
-def wait_for(probe, what: str, within: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(probe: Callable[[], object], what: str, within: float = 30.0) -> None:
     deadline = time.monotonic() + within
     while True:
         try:

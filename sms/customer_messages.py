@@ -40,9 +40,8 @@ class SmsMessages:
         if what == "payment_received":
             return receipts.payment_received(lang, ref, order.amount, "token" if order.kind == UNITS else "bill")
         if what == "payment_failed":
-            return receipts.payment_failed(lang, ref, order.reason, order.amount,
-                                           "units" if order.kind == UNITS else "bill", order.target, order.payer,
-                                           order.dial_code)
+            return receipts.payment_failed(lang, ref, order.reason, order.amount, order.kind, order.target,
+                                           order.payer, order.dial_code)
         if what == "fulfilment_failed":
             return receipts.fulfilment_failed(lang, ref, order.amount)
         raise ValueError(f"nothing to tell for {what!r}")

@@ -142,7 +142,10 @@ class SessionStore:
         )
         held = Held(self._loaded(values), lock_key, token)
         if held.loaded.session is None and not opening:
-            held.loaded = self.load(phone, session_id, hop_key)
+            # Gone after all (it expired): what a new session needs, one more round trip.
+            pipe = self.redis.pipeline(transaction=False)
+            self._phone_reads(pipe, phone)
+            held.loaded = self._loaded([values[0], *pipe.execute()])
         try:
             yield held
         finally:
@@ -190,8 +193,13 @@ class SessionStore:
     def _reads(pipe: TextPipeline, phone: str, session_id: str, hop_key: str, opening: bool = True) -> None:
         pipe.hmget(keys.session(phone, session_id), SESSION_FIELD, REPLY_PREFIX + hop_key)
         if opening:
-            pipe.hget(keys.profile(phone), "lang")
-            pipe.get(keys.resume_point(phone))
+            SessionStore._phone_reads(pipe, phone)
+
+    @staticmethod
+    def _phone_reads(pipe: TextPipeline, phone: str) -> None:
+        """What only a new session reads: the phone's language and resume point."""
+        pipe.hget(keys.profile(phone), "lang")
+        pipe.get(keys.resume_point(phone))
 
     @staticmethod
     def _loaded(values: list[Any]) -> Loaded:

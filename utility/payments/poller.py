@@ -33,6 +33,7 @@ from flask import Flask, current_app
 
 from state import keys
 from state.store import get_redis
+from state.worker import last_recovery
 from utility.payments.base import DEFAULTS, FAILED, FINAL_STATES, PaymentError, PaymentProvider, PaymentResult
 from utility.payments.records import PaymentRecords
 
@@ -222,8 +223,6 @@ def poll_round(app: Flask, lease: float = 9.0) -> int | None:
     if handler is None:
         log.warning("payment poller: no results handler registered; nothing polled")
         return 0
-    from state.worker import last_recovery
-
     # The first round after this process started or saw an outage end catches up.
     recovered = last_recovery(app)
     catch_up = recovered > app.extensions.get(CAUGHT_UP, -1.0)
