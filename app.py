@@ -32,7 +32,8 @@ PROVIDER_VARIABLES = (
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,  # None: embedded in-process store (see state.store)
     "ADMIN_KEY": None,  # None: the /admin endpoints do not exist
-    "UTILITY_NAME": "Guichet",
+    "UTILITY_NAME": "Demo Eau & Electricite",  # the utility's, never the product's: main menu title, token SMS
+    "TIMEZONE": "Africa/Douala",  # the utility's: the dates and times customers read, when a bill is overdue
     "DEFAULT_LANGUAGE": DEFAULT_LANGUAGE,  # the catalogues' own (fr): every text exists in it
     "SESSION_TTL": 180,  # seconds; refreshed on every hop
     "RESUME_TTL": 300,  # a dropped session can be resumed for this long
@@ -352,7 +353,9 @@ def live_config_problems(config: Any) -> list[str]:
         except ValueError:
             return False
 
-    problems: list[str] = []
+    from sms import customer_messages
+
+    problems: list[str] = customer_messages.startup_problems(config)  # UTILITY_NAME, SUPPORT_CONTACT, TIMEZONE
     if config.get("PAYMENT_PROVIDER") == "mtn_momo":
         from utility.payments import mtn_momo
 

@@ -9,6 +9,10 @@ from typing import Any
 # setting from a mapping that lacks it (an app not made by create_app, a test's dict)
 # takes the default from here (sms.outbox.Settings, sms.providers).
 DEFAULTS: dict[str, Any] = {
+    # Whom the token SMS tells to call when a meter rejects a code: a phone number or a short
+    # text, 17 characters at most; None: the catalogue's "votre agence" / "your local office".
+    # (UTILITY_NAME and TIMEZONE, which the SMS read too, are the app's: app.DEFAULTS.)
+    "SUPPORT_CONTACT": None,
     "SMS_PROVIDER": "console",  # africastalking | twilio | console | file
     "SMS_FILE": None,  # the file provider's JSON-lines file
     "SMS_TIMEOUT": 10.0,  # seconds to wait for a provider's answer

@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 import pytest
 
-from app import check_live_config, create_app, live_config_problems
+from app import DEFAULTS, check_live_config, create_app, live_config_problems
 
-TWILIO = {"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM": "+1500"}
+TWILIO = {**DEFAULTS, "SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t",
+          "TWILIO_FROM": "+1500"}
 
 
 def test_trying_guichet_locally_needs_nothing():
@@ -27,11 +28,19 @@ def test_twilio_needs_a_public_url_it_can_reach():
 
 
 def test_mtn_momo_outside_the_sandbox_needs_a_currency():
-    config = {"PAYMENT_PROVIDER": "mtn_momo", "MTN_MOMO_TARGET_ENVIRONMENT": "mtncameroon",
+    config = {**DEFAULTS, "PAYMENT_PROVIDER": "mtn_momo", "MTN_MOMO_TARGET_ENVIRONMENT": "mtncameroon",
               "MTN_MOMO_BASE_URL": "https://proxy.momoapi.mtn.com", "MTN_MOMO_SUBSCRIPTION_KEY": "s",
               "MTN_MOMO_API_USER": "u", "MTN_MOMO_API_KEY": "k"}
     assert any("MTN_MOMO_CURRENCY" in p for p in live_config_problems(config))
     assert live_config_problems({**config, "MTN_MOMO_CURRENCY": "XAF"}) == []
+
+
+def test_a_time_zone_or_support_contact_every_receipt_would_get_wrong_is_named_at_start():
+    (problem,) = live_config_problems({**DEFAULTS, "TIMEZONE": "Africa/Yaounde"})
+    assert problem.startswith("GUICHET_TIMEZONE 'Africa/Yaounde' is not a time zone name")
+    (problem,) = live_config_problems({**DEFAULTS, "SUPPORT_CONTACT": "Service client Eneo au 8010 ou 8011"})
+    assert problem.startswith("GUICHET_SUPPORT_CONTACT")
+    assert live_config_problems({**DEFAULTS, "TIMEZONE": "Africa/Libreville", "SUPPORT_CONTACT": "Eneo au 8010"}) == []
 
 
 def test_a_server_refuses_to_start_naming_the_variable():
