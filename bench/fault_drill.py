@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 
 PORTS = range(6400, 6421)  # the Redis ports this drill (and the fault tests) may use
-DIALOGUE = ["", "1", "1", "1", "5000", "1", "1", "1"]  # buy units: my meter, continue, 5000, pay, this number, confirm
+DIALOGUE = ["", "1", "5000", "1", "1", "1"]  # buy units: (my one meter) 5000, pay, this number, confirm
 REFERENCE = re.compile(r"R[ée]f\. ?([A-Z0-9-]+)")
 FINAL = {"receipt_sent", "declined", "failed"}
 

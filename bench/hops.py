@@ -43,7 +43,7 @@ from ussd.dial import (  # noqa: E402  (needs the path above)
 )
 
 DEMO_PHONES = "+237699000001,+237699000002,+24107000003"
-DEFAULT_SCRIPT = "5,0,6,1"
+DEFAULT_SCRIPT = "3,0,4,1"
 
 
 @dataclass

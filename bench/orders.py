@@ -69,7 +69,7 @@ def main() -> None:
     try:
         for n, phone in enumerate(phones):
             text = ""
-            for step in ["", "1", "1", "1", "5000", "1", "1", "1"]:
+            for step in ["", "1", "5000", "1", "1", "1"]:  # buy, (one meter) amount, pay, this number, confirm
                 text = step if not text and step else (f"{text}*{step}" if step else text)
                 t0 = time.perf_counter()
                 answer = ussd.post("/ussd/africastalking", data={

@@ -99,7 +99,7 @@ def redis_client(fake_redis: fakeredis.FakeRedis) -> redis.Redis:
 
 @pytest.fixture
 def app(redis_client: redis.Redis) -> Flask:
-    return create_app({"TESTING": True, "REDIS_CLIENT": redis_client, "ADMIN_KEY": ADMIN_KEY})
+    return create_app({"TESTING": True, "REDIS_CLIENT": redis_client, "ADMIN_KEY": ADMIN_KEY, "UTILITY_NAME": "Eneo"})
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ def live(fake_redis, africastalking_standin) -> Iterator[tuple]:  # noqa: F811
 
 def buy(app, phone_number: str = ONE_METER, amount: str = "5000") -> str:
     phone = Phone(app.test_client(), phone_number).dial()
-    phone.send("1").send("1").send("1").send(amount).send("1").send("1").send("1")
+    phone.send("1").send(amount).send("1").send("1").send("1")  # buy, (my one meter) amount, pay, this number, confirm
     assert phone.ended and "Réf." in phone.screen, phone.screen
     return phone.screen.rsplit(" ", 1)[1]
 
@@ -139,20 +139,20 @@ def test_a_declined_payment_sends_a_failure_sms_and_no_token(live):
 
 
 def test_paying_from_another_number_names_it_on_the_screen_and_in_the_failure_sms(live):
-    """dial -> buy -> my meter -> 5000 -> pay -> another number -> confirm: the approval
+    """dial -> buy (my one meter) -> 5000 -> pay -> another number -> confirm: the approval
     request rings that number, so the screen names it; declined (no funds there), the SMS
     says which number, for what, how much, and the code to dial again."""
     app, standin = live
     phone = Phone(app.test_client(), ONE_METER).dial()
-    phone.send("1").send("1").send("1").send("5000").send("1").send("2")
+    phone.send("1").send("5000").send("1").send("2")
     phone.send("670000119")  # the demo provider declines payers ending in 9
-    assert "payé par" in phone.screen
+    assert "Payé par +237670000119" in phone.screen.splitlines()
     phone.send("1")
     assert phone.ended
     reference = phone.screen.rsplit(" ", 1)[1]
     assert phone.screen.startswith("Demande de paiement de 5 000 FCFA envoyée au +237670000119: validez-la sur ce "
-                                   "téléphone. Le jeton arrive par SMS."), phone.screen
+                                   "téléphone. Le code arrive par SMS."), phone.screen
     (failure,) = wait_for(lambda: sms_to(standin, ONE_METER, reference))
     assert failure.message == (
-        f"Paiement {reference} de 5 000 FCFA pour le compteur ****0017 non abouti. "
+        f"Paiement {reference} de 5 000 FCFA pour le compteur 10000000017 non abouti. "
         "Mobile Money +237670000119: solde insuffisant. Pour réessayer, composez *384#.")

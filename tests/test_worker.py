@@ -22,7 +22,7 @@ def test_a_queued_job_runs_in_the_app_context(app):
     job = worker.queue(app).enqueue(remember, "hello")
     worker.make_worker(app).work(burst=True)
     assert job.get_status() == "finished"
-    assert get_redis(app).get("guichet:{test}:job") == "hello/Guichet"
+    assert get_redis(app).get("guichet:{test}:job") == "hello/Eneo"
 
 
 def test_the_in_process_worker_thread_picks_up_jobs(app):
@@ -32,7 +32,7 @@ def test_the_in_process_worker_thread_picks_up_jobs(app):
         deadline = time.monotonic() + 10
         while get_redis(app).get("guichet:{test}:job") is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert get_redis(app).get("guichet:{test}:job") == "from-thread/Guichet"
+        assert get_redis(app).get("guichet:{test}:job") == "from-thread/Eneo"
         assert background.is_alive()
     finally:
         background.stop()
@@ -57,7 +57,7 @@ def test_delayed_jobs_run_through_the_in_process_scheduler(app):
         deadline = time.monotonic() + 15
         while get_redis(app).get("guichet:{test}:job") is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert get_redis(app).get("guichet:{test}:job") == "later/Guichet"
+        assert get_redis(app).get("guichet:{test}:job") == "later/Eneo"
     finally:
         background.stop()
 
@@ -301,7 +301,7 @@ def test_a_job_taken_but_never_started_goes_back_to_the_queue(app):
     assert reclaimer.round(now=1000.0) == [] and reclaimer.round(now=1005.0) == []
     assert reclaimer.round(now=1010.5) == [job.id]
     worker.make_worker(app).work(burst=True)
-    assert get_redis(app).get("guichet:{test}:job") == "taken/Guichet"
+    assert get_redis(app).get("guichet:{test}:job") == "taken/Eneo"
 
 
 def test_a_live_worker_of_this_process_keeps_its_job(app):

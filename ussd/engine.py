@@ -52,7 +52,7 @@ class Engine:
             return Screen.from_cache(loaded.reply)
         session, inputs = self._session_and_inputs(hop, loaded)
         outcome = menu.run(session, inputs, self.services)
-        screen = render(session, Context(self.settings.utility, hop.service_code))
+        screen = render(session, Context(self.settings.utility, hop.service_code, self.services.now().date()))
         session.hint = session.notice = ""  # shown once
         self.store.save(
             Change(

@@ -12,6 +12,7 @@ move a customer makes is a transition the journal records.
 """
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 from collections.abc import Callable
@@ -20,9 +21,10 @@ from typing import Any, cast
 
 from transitions import EventData, Machine, MachineError
 
+from sms.receipts import money
 from state.limits import LimitReached
 from state.sessions import Session
-from ussd.screens import SCREENS, TOP_LEVEL, account_item, current_page, list_pages, money, offered
+from ussd.screens import SCREENS, TOP_LEVEL, account_item, current_page, list_pages, offered
 from utility.meters import meter_problem
 from utility.orders import BILL, UNITS, ReferenceTaken, new_reference
 from utility.phones import mobile_number
@@ -42,24 +44,26 @@ logging.getLogger("transitions").setLevel(logging.WARNING)
 
 MAX_INVALID = 3  # consecutive invalid inputs on one screen before the session ends
 MAX_METERS = 3  # meters (or bills) offered by number before "another one"
+MAX_PAYMENTS = 10  # a caller's payments listed under "my payments", three or so a page
 # When vending is down the purchase limits cannot be asked: these hold until it returns.
 OFFLINE_MINIMUM, OFFLINE_MAXIMUM = 1_000, 200_000
-BILL_MINIMUM, BILL_MAXIMUM = 100, 10_000_000
 
 
 # Forward moves a customer makes by choosing an option. `0` walks them back.
 FORWARD: list[dict[str, Any]] = [
-    {"trigger": "soon", "source": "main", "dest": "unavailable"},
     # -- buy prepaid units --------------------------------------------------------------
-    {"trigger": "buy", "source": "main", "dest": "buy_meter", "prepare": "load_meters", "conditions": "has_meters"},
+    # One meter: straight to the amount (the meter and its holder shown there).
+    {"trigger": "buy", "source": "main", "dest": "buy_blocked", "prepare": ["load_meters", "check_only_meter"],
+     "conditions": ["has_one_meter", "meter_blocked"]},
+    {"trigger": "buy", "source": "main", "dest": "buy_amount", "conditions": ["has_one_meter", "meter_known"]},
+    {"trigger": "buy", "source": "main", "dest": "buy_meter", "conditions": "has_meters"},
     {"trigger": "buy", "source": "main", "dest": "buy_meter_input"},
     {"trigger": "pick_meter", "source": "buy_meter", "dest": "buy_blocked", "prepare": "check_picked_meter",
      "conditions": "meter_blocked"},
-    {"trigger": "pick_meter", "source": "buy_meter", "dest": "buy_meter_ok", "conditions": "meter_known"},
-    {"trigger": "other_meter", "source": "buy_meter", "dest": "buy_meter_input"},
+    {"trigger": "pick_meter", "source": "buy_meter", "dest": "buy_amount", "conditions": "meter_known"},
+    {"trigger": "other_meter", "source": ["buy_meter", "buy_amount"], "dest": "buy_meter_input"},
     {"trigger": "meter_entered", "source": "buy_meter_input", "dest": "buy_blocked", "conditions": "meter_blocked"},
-    {"trigger": "meter_entered", "source": "buy_meter_input", "dest": "buy_meter_ok"},
-    {"trigger": "ask_amount", "source": "buy_meter_ok", "dest": "buy_amount"},
+    {"trigger": "meter_entered", "source": "buy_meter_input", "dest": "buy_amount"},
     {"trigger": "amount_entered", "source": "buy_amount", "dest": "buy_quote"},
     {"trigger": "choose_payer", "source": "buy_quote", "dest": "payer"},
     # -- pay a bill -----------------------------------------------------------------------
@@ -91,7 +95,10 @@ FORWARD: list[dict[str, Any]] = [
     {"trigger": "resend_token", "source": "account_menu", "dest": "too_many_requests", "prepare": "resend_last_token",
      "conditions": "resend_limited"},
     {"trigger": "resend_token", "source": "account_menu", "dest": "resend_done"},
-    {"trigger": "my_payments", "source": "account_menu", "dest": "payments", "before": "load_payments"},
+    {"trigger": "my_payments", "source": "account_menu", "dest": "no_payments", "prepare": "load_payments",
+     "conditions": "has_no_payments"},
+    {"trigger": "my_payments", "source": "account_menu", "dest": "payments"},
+    {"trigger": "pick_payment", "source": "payments", "dest": "payment"},
     {"trigger": "choose_language", "source": "main", "dest": "language"},
 ]
 
@@ -140,7 +147,12 @@ def _resumes_to(state: str) -> Callable[[EventData], bool]:
 
 
 def _generated() -> list[dict[str, Any]]:
-    back_edges = {(t["dest"], t["source"]) for t in FORWARD if SCREENS[t["dest"]].kind != "end"}
+    back_edges = {
+        (t["dest"], source)
+        for t in FORWARD
+        if SCREENS[t["dest"]].kind != "end"
+        for source in ([t["source"]] if isinstance(t["source"], str) else t["source"])
+    }
     back = [
         {"trigger": "back", "source": source, "dest": dest, "conditions": _came_from(dest)}
         for source, dest in sorted(back_edges)
@@ -230,6 +242,14 @@ class Visit:
     def has_meters(self, event: EventData) -> bool:
         return bool(self.session.data["meters"])
 
+    def has_one_meter(self, event: EventData) -> bool:
+        return len(self.session.data["meters"]) == 1
+
+    def check_only_meter(self, event: EventData) -> None:
+        meters = self.session.data["meters"]
+        if len(meters) == 1:
+            self._hint = self._check_meter(meters[0]["meter"])
+
     def check_picked_meter(self, event: EventData) -> None:
         meter = self.session.data["meters"][event.kwargs["meter_index"]]["meter"]
         self._hint = self._check_meter(meter)
@@ -307,7 +327,7 @@ class Visit:
         return amount, None
 
     def _limit_hint(self, hint: str, **values: int) -> str:
-        self.session.data["hint_values"] = {k: money(v) for k, v in values.items()}
+        self.session.data["hint_values"] = {k: money(self.session.lang, v) for k, v in values.items()}
         return hint
 
     # -- paying a bill ----------------------------------------------------------------------
@@ -324,7 +344,10 @@ class Visit:
         self._take_bill(self.session.data["bills"][event.kwargs["bill_index"]])
 
     def _take_bill(self, item: dict[str, Any]) -> None:
-        self.session.data.update(flow=BILL, account_no=item["number"], balance=item["balance"], due=item["due"])
+        rules = self.services.bill_rules
+        self.session.data.update(flow=BILL, account_no=item["number"], account_name=item["name"],
+                                 balance=item["balance"], due=item["due"],
+                                 can_pay_more=rules.bounds(int(item["balance"])) is not None)
 
     def accept_account(self, value: str) -> str | None:
         accounts = [a for a in self.services.customers.accounts_typed(value) if not a.prepaid]
@@ -342,7 +365,9 @@ class Visit:
         self.session.data["amount"] = int(self.session.data["balance"])
 
     def bill_limits(self, event: EventData) -> None:
-        self.session.data.update(minimum=BILL_MINIMUM, maximum=BILL_MAXIMUM)
+        bounds = self.services.bill_rules.bounds(int(self.session.data["balance"]))
+        assert bounds is not None  # "another amount" is offered only when some is taken
+        self.session.data.update(minimum=bounds[0], maximum=bounds[1])
 
     def accept_bill_amount(self, value: str) -> str | None:
         amount, hint = self._amount(value)
@@ -405,10 +430,15 @@ class Visit:
         return self.session.data.get("resent") == "limited"
 
     def load_payments(self, event: EventData) -> None:
+        tz = self.services.tz
         self.session.data["orders"] = [
-            {"reference": o.reference, "amount": o.amount, "state": o.state}
-            for o in self.services.orders.recent(self.session.phone, count=3)
+            {"reference": o.reference, "kind": o.kind, "target": o.target, "amount": o.amount, "state": o.state,
+             "at": datetime.datetime.fromtimestamp(o.created_at, tz).strftime("%d/%m/%Y %H:%M")}
+            for o in self.services.orders.recent(self.session.phone, count=MAX_PAYMENTS)
         ]
+
+    def has_no_payments(self, event: EventData) -> bool:
+        return not self.session.data["orders"]
 
     def remember_language(self, event: EventData) -> None:
         self.session.lang = event.kwargs["lang"]
@@ -509,6 +539,10 @@ def apply_input(visit: Visit, raw: str) -> None:
             return _fire(visit, spec.extra[choice - items].trigger)
         return _fire(visit, spec.pick, **{spec.choice: choice})
     if spec.kind == "input":
+        extras = offered(spec, session)  # e.g. "1. Another meter" under the amount prompt
+        choice = _as_choice(value, len(extras))
+        if choice is not None:
+            return _fire(visit, extras[choice].trigger)
         hint = getattr(visit, spec.accept)(value)
         if hint:
             return _refuse(visit, hint)

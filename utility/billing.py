@@ -30,6 +30,30 @@ class BillPayment:
     posted_at: str  # ISO
 
 
+@dataclass(frozen=True)
+class BillRules:
+    """What a bill payment may be, by the utility's rule (GUICHET_BILL_OVERPAYMENT).
+
+    "credit": paying more than is due is taken, the rest stays on the account as a credit
+    (the balance goes below zero); "refuse": at most what is due, and nothing when nothing is."""
+
+    minimum: int = 100  # XAF; less when less is due (a small balance can be cleared)
+    maximum: int = 10_000_000  # XAF: what one Mobile Money payment may carry
+    overpayment: str = "credit"
+
+    def __post_init__(self) -> None:
+        if self.overpayment not in ("credit", "refuse"):
+            raise ValueError(f"BILL_OVERPAYMENT must be 'credit' or 'refuse', not {self.overpayment!r}")
+
+    def bounds(self, balance: int) -> tuple[int, int] | None:
+        """The (minimum, maximum) payment on an account with ``balance`` due, or None when
+        no payment is taken at all."""
+        if balance <= 0:
+            return None if self.overpayment == "refuse" else (self.minimum, self.maximum)
+        top = balance if self.overpayment == "refuse" else self.maximum
+        return min(self.minimum, balance), min(top, self.maximum)
+
+
 class BillingError(Exception):
     code = "billing_error"
     retryable = False

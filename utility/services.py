@@ -8,14 +8,15 @@ SMS messages and background retries.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+import zoneinfo
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
 from state import limits, worker
 from state.store import get_redis
 from utility import payments, vending
-from utility.billing import BillingBackend, BuiltinBilling
+from utility.billing import BillingBackend, BillRules, BuiltinBilling
 from utility.customers import RedisCustomerBase
 from utility.orders import OrderLimits, Orders
 from utility.payments.base import PaymentProvider, PaymentResult
@@ -31,6 +32,11 @@ class Services:
     billing: BillingBackend
     payments: PaymentProvider
     orders: Orders
+    bill_rules: BillRules = field(default_factory=BillRules)
+    tz: datetime.tzinfo = datetime.UTC  # the utility's time zone: dates customers read, "overdue"
+
+    def now(self) -> datetime.datetime:
+        return datetime.datetime.now(self.tz)
 
 
 def services(app: Flask | None = None) -> Services:
@@ -64,7 +70,9 @@ def _build(app: Flask) -> Services:
     )
     orders = Orders(client, vending_backend, billing, provider, SmsMessages(app), later, customers=customers,
                     limits=order_limits)
-    return Services(customers, vending_backend, billing, provider, orders)
+    rules = BillRules(overpayment=str(app.config["BILL_OVERPAYMENT"]).strip().lower())
+    return Services(customers, vending_backend, billing, provider, orders, rules,
+                    zoneinfo.ZoneInfo(str(app.config["TIMEZONE"])))
 
 
 def sweep_orders(app: Flask) -> dict[str, int]:

@@ -1,8 +1,9 @@
-"""A phone for tests: dial(), then .send("5").send("1") and read .screen, as a customer would."""
+"""A phone for tests: dial(), then .send("3").send("1") and read .screen, as a customer would."""
 from __future__ import annotations
 
 import datetime
 import itertools
+import zoneinfo
 from collections.abc import Callable
 
 import pytest
@@ -16,6 +17,17 @@ ONE_METER = "+237699000101"
 SEVERAL = "+237699000102"
 POSTPAID_ONLY = "+24107000103"
 NOBODY = "+237699999999"
+
+# Due dates relative to the utility's today (TIMEZONE's default), so the dialogues read the
+# same whatever day the suite runs: SEVERAL's bill is due soon, POSTPAID_ONLY's is late.
+TODAY = datetime.datetime.now(zoneinfo.ZoneInfo("Africa/Douala")).date()
+DUE_SOON = TODAY + datetime.timedelta(days=13)
+OVERDUE = TODAY - datetime.timedelta(days=1)
+
+
+def day(date: datetime.date) -> str:
+    """A date as the screens and SMS write it."""
+    return date.strftime("%d/%m/%Y")
 
 _session_ids = itertools.count(1)
 
@@ -103,8 +115,8 @@ def customers(app) -> RedisCustomerBase:
             prepaid("1000000001", ONE_METER),
             prepaid("2000000001", SEVERAL, name="Fotso Kamga Alain"),
             prepaid("2000000002", SEVERAL, name="Fotso Kamga Alain"),
-            postpaid("C-2000000003", SEVERAL, balance=48_350, due=datetime.date(2026, 12, 15)),
-            postpaid("C-3000000001", POSTPAID_ONLY, balance=12_000, due=datetime.date(2026, 12, 1)),
+            postpaid("C-2000000003", SEVERAL, balance=48_350, due=DUE_SOON),
+            postpaid("C-3000000001", POSTPAID_ONLY, balance=12_000, due=OVERDUE),
         ]
     )
     return base

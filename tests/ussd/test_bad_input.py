@@ -33,7 +33,7 @@ def test_digits_of_other_scripts_are_refused_with_a_reason(client, field, value)
 def test_a_payer_typed_in_other_digits_gets_a_retry_and_no_order(app, dial):
     """The probe: such a payer passed, the payment request raised at confirm, the caller saw
     "service unavailable" and an order stayed `created` forever."""
-    phone = dial(ONE_METER).send("1").send("1").send("1").send("5000").send("1").send("2")
+    phone = dial(ONE_METER).send("1").send("5000").send("1").send("2")
     phone.send("６７００００００１")
     assert phone.screen.startswith("Numéro invalide, réessayez.")
     assert services(app).orders.recent(ONE_METER) == []

@@ -24,7 +24,7 @@ def test_africastalking_answer_is_plain_text_con(client, customers):
     response = post(client)
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
-    assert response.get_data(as_text=True).startswith("CON Guichet\n")
+    assert response.get_data(as_text=True).startswith("CON Eneo\n")
 
 
 @pytest.mark.parametrize(

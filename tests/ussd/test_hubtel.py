@@ -32,13 +32,13 @@ def parse(app, **fields):
 def test_hubtel_sends_only_the_latest_input_and_the_session_holds_the_path(client, customers):
     status, answer = post(client, Type="Initiation", Message="*384#", Sequence=1)
     assert status == 200 and answer["Type"] == "Response"
-    assert answer["Message"].startswith("Guichet\n1.")
-    _, answer = post(client, Type="Response", Message="5", Sequence=2)
+    assert answer["Message"].startswith("Eneo\n1.")
+    _, answer = post(client, Type="Response", Message="3", Sequence=2)
     assert answer["Message"].startswith("Mon compte:")
     _, answer = post(client, Type="Response", Message="1", Sequence=3)
     assert answer["Message"].startswith("Vos comptes:")
     _, answer = post(client, Type="Response", Message="3", Sequence=4)
-    assert answer["Message"].startswith("Compte ****0003")
+    assert answer["Message"].startswith("Compte C-2000000003")
     again = post(client, Type="Response", Message="3", Sequence=4)[1]  # a retry: same answer
     assert again == answer
     _, answer = post(client, Type="Response", Message="0", Sequence=5)
@@ -46,9 +46,9 @@ def test_hubtel_sends_only_the_latest_input_and_the_session_holds_the_path(clien
 
 
 def test_hubtel_initiation_with_a_shortcut_and_release(client, customers):
-    _, answer = post(client, Type="Initiation", Message="*384*3#", Sequence=1)
+    _, answer = post(client, Type="Initiation", Message="*384*3*2#", Sequence=1)  # my account, resend my code
     assert answer["Type"] == "Release"
-    assert "disponible prochainement" in answer["Message"]
+    assert "code de recharge" in answer["Message"]
 
 
 def test_hubtel_documented_service_code_keeps_the_session_alive(client, customers):
@@ -56,8 +56,8 @@ def test_hubtel_documented_service_code_keeps_the_session_alive(client, customer
     code = {"ServiceCode": "711*2"}
     status, answer = post(client, Type="Initiation", Message="*711*2#", Sequence=1, **code)
     assert status == 200, answer
-    assert answer["Type"] == "Response" and answer["Message"].startswith("Guichet\n1.")  # `2` is no shortcut
-    status, answer = post(client, Type="Response", Message="5", Sequence=2, **code)
+    assert answer["Type"] == "Response" and answer["Message"].startswith("Eneo\n1.")  # `2` is no shortcut
+    status, answer = post(client, Type="Response", Message="3", Sequence=2, **code)
     assert status == 200, answer
     assert answer["Message"].startswith("Mon compte:")
     status, answer = post(client, Type="Response", Message="1", Sequence=3, **code)
@@ -65,16 +65,16 @@ def test_hubtel_documented_service_code_keeps_the_session_alive(client, customer
 
 
 def test_hubtel_shortcut_after_the_documented_service_code(client, customers):
-    _, answer = post(client, Type="Initiation", Message="*711*2*3#", ServiceCode="711*2", Sequence=1)
-    assert answer["Type"] == "Release" and "disponible prochainement" in answer["Message"]
+    _, answer = post(client, Type="Initiation", Message="*711*2*3*2#", ServiceCode="711*2", Sequence=1)
+    assert answer["Type"] == "Release" and "code de recharge" in answer["Message"]
 
 
 def test_hubtel_service_id_from_the_hubtel_app(client, customers):
     """A session started in the Hubtel app: blank Message, the service's id as ServiceCode."""
     ids = {"ServiceCode": SERVICE_ID, "Operator": "Hubtel-Android"}
     status, answer = post(client, Type="initiation", Message="", Sequence="1", ClientState="", **ids)
-    assert status == 200 and answer["Message"].startswith("Guichet\n1."), answer
-    status, answer = post(client, Type="response", Message="5", Sequence="2", ClientState="", **ids)
+    assert status == 200 and answer["Message"].startswith("Eneo\n1."), answer
+    status, answer = post(client, Type="response", Message="3", Sequence="2", ClientState="", **ids)
     assert status == 200 and answer["Message"].startswith("Mon compte:"), answer
 
 
@@ -83,12 +83,12 @@ def test_hubtel_answer_carries_the_fields_of_hubtels_response(client, customers)
     assert answer == {
         "Type": "Response",
         "Message": answer["Message"],
-        "Label": "Guichet",
+        "Label": "Eneo",
         "ClientState": "",
         "DataType": "input",
         "FieldType": "text",
     }
-    _, answer = post(client, SessionId="hub-2", Type="Initiation", Message="*384*3#", Sequence=1)
+    _, answer = post(client, SessionId="hub-2", Type="Initiation", Message="*384*3*2#", Sequence=1)
     assert (answer["Type"], answer["DataType"]) == ("Release", "display")
 
 
@@ -221,7 +221,7 @@ def test_an_oversized_body_is_not_hubtels_and_gets_a_400(client, app):
 def test_a_json_body_without_its_content_type_is_still_read(client, customers):
     response = client.post("/ussd/hubtel", data=json.dumps({**BASE, "Type": "Initiation", "Message": "*384#"}))
     assert response.status_code == 200
-    assert response.get_json()["Message"].startswith("Guichet\n1.")
+    assert response.get_json()["Message"].startswith("Eneo\n1.")
 
 
 def test_hubtel_bad_field_gets_a_release_not_a_400_through_the_view(client):

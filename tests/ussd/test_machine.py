@@ -8,27 +8,27 @@ from ussd import menu
 
 
 def test_hops_do_not_attach_a_model_each(app, dial, monkeypatch):
-    dial(ONE_METER).send("5")  # warm: at least one visit is in the pool
+    dial(ONE_METER).send("3")  # warm: at least one visit is in the pool
     attached = []
     real = menu.MACHINE.add_model
     monkeypatch.setattr(menu.MACHINE, "add_model", lambda *a, **k: (attached.append(a), real(*a, **k)))
     models = len(menu.MACHINE.models)
     for _ in range(20):
-        dial(ONE_METER).send("6").send("0").send("5").send("00")
+        dial(ONE_METER).send("4").send("0").send("3").send("00")
     assert attached == []  # one hop at a time: the pooled visit serves them all
     assert len(menu.MACHINE.models) == models  # no model left behind per hop
 
 
 def test_a_borrowed_visit_keeps_nothing_of_the_last_caller(dial):
-    mine = dial(SEVERAL).send("5").send("1")  # loads SEVERAL's accounts onto the visit
-    assert "Compte ****0003" in mine.screen
-    theirs = dial(ONE_METER).send("5").send("1")  # the same pooled visit, another caller
-    assert "****0003" not in theirs.screen and "Compteur ****" in theirs.screen
+    mine = dial(SEVERAL).send("3").send("1")  # loads SEVERAL's accounts onto the visit
+    assert "Compte C-2000000003" in mine.screen
+    theirs = dial(ONE_METER).send("3").send("1")  # the same pooled visit, another caller
+    assert "C-2000000003" not in theirs.screen and "Compteur 10000000017" in theirs.screen
 
 
 def test_the_restored_state_is_the_sessions(dial):
-    phone = dial(ONE_METER).send("1").send("1")  # the meter screen
-    assert phone.send("0").screen.startswith("Acheter pour:")  # back from where it was
+    phone = dial(ONE_METER).send("1").send("1")  # "another meter" from the amount screen
+    assert phone.send("0").screen.startswith("Compteur 10000000017\n")  # back from where it was
     assert dial(SEVERAL).screen.splitlines()[1].startswith("1.")  # a new caller starts at main
 
 

@@ -105,16 +105,16 @@ def test_menu_hops_and_a_retry_cost_two_round_trips_each(client, customers, wire
     phone = Phone(client, ONE_METER)
     with wire.hop() as first:
         phone.dial()
-    assert phone.screen.splitlines()[-1] == "6. Langue / Language"
+    assert phone.screen.splitlines()[-1] == "4. Langue / Language"
     with wire.hop() as language:
-        phone.send("6")
+        phone.send("4")
     assert phone.screen.splitlines()[1:3] == ["1. Francais", "2. English"]
     with wire.hop() as back:
         phone.send("0")
     main_menu = phone.body
-    assert main_menu.endswith("6. Langue / Language")
+    assert main_menu.endswith("4. Langue / Language")
     with wire.hop() as retry:
-        phone.post("6*0")  # the gateway resends the same hop
+        phone.post("4*0")  # the gateway resends the same hop
     assert phone.body == main_menu
 
     for trips in (first, language, back):
@@ -137,7 +137,7 @@ def test_every_phone_pays_the_same_two_round_trips(client, customers, wire):
             phone.dial()
         assert_cheap(first)
         with wire.hop() as choice:
-            phone.send("6")
+            phone.send("4")
         assert_cheap(choice)
 
 
@@ -168,7 +168,7 @@ def test_a_script_cache_flushed_under_us_costs_nothing_and_breaks_nothing(redis_
     phone = Phone(client, ONE_METER).dial()
     redis_client.script_flush()
     with wire.hop() as trips:
-        phone.send("6")
+        phone.send("4")
     assert phone.screen.splitlines()[1:3] == ["1. Francais", "2. English"]
     assert_cheap(trips)
     assert redis_client.get(keys.session_lock(ONE_METER, phone.session_id)) is None
@@ -181,7 +181,7 @@ def test_a_hop_after_the_dial_reads_only_its_session_and_its_reply(client, custo
     with wire.hop() as first:
         phone.dial()
     with wire.hop() as choice:
-        phone.send("6")
+        phone.send("4")
     assert names(first[0]) == ["SET", "HMGET", "HGET", "GET"], shown(first)  # lock, session + reply, lang, resume
     assert names(choice[0]) == ["SET", "HMGET"], shown(choice)
     # session + reply, their expiry, the resume point, the journal, the release
@@ -195,7 +195,7 @@ def test_a_hop_whose_session_is_gone_still_reads_the_phones_language(client, cus
     redis_client.hset(keys.profile(ONE_METER), "lang", "en")
     phone = Phone(client, ONE_METER, session_id="ATUid_expired")
     with wire.hop() as late:
-        phone.post("5")
+        phone.post("3")
     assert phone.screen.startswith("My account"), phone.screen
     assert len(late) == 3, shown(late)
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tests.ussd.conftest import ONE_METER, SEVERAL, Phone
 from ussd.gateways.base import SERVICE_CODE, BadCallback, split_dial_string
 
-MAIN_MENU = "Guichet\n1. Acheter des unités"
+MAIN_MENU = "Eneo\n1. Acheter des unités"
 HINT = "Choix invalide"
 
 
@@ -72,7 +72,7 @@ def test_sandbox_code_dial_opens_on_the_main_menu(client, customers):
     assert not phone.ended
     assert phone.screen.startswith(MAIN_MENU), phone.screen
     assert HINT not in phone.screen
-    assert phone.send("5").screen.startswith("Mon compte:")
+    assert phone.send("3").screen.startswith("Mon compte:")
 
 
 def test_sandbox_code_is_the_one_the_customer_is_told_to_dial_again(client, customers):
@@ -84,7 +84,7 @@ def test_sandbox_code_is_the_one_the_customer_is_told_to_dial_again(client, cust
 def test_configured_code_takes_the_shortcuts_after_it(app, client, customers):
     app.config["SERVICE_CODES"] = ["*384*12345#"]
     assert Phone(client, ONE_METER, code="*384*12345#").dial().screen.startswith(MAIN_MENU)
-    assert Phone(client, SEVERAL, code="*384*12345*5*1#").dial().screen.startswith("Vos comptes:")
+    assert Phone(client, SEVERAL, code="*384*12345*3*1#").dial().screen.startswith("Vos comptes:")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -117,7 +117,7 @@ def hubtel(client, message, service_code, session_id):
         ("*384*12345#", "*384*12345#", MAIN_MENU),
         ("384*12345", "*384#", MAIN_MENU),  # shorter than the code: nothing to take
         ("384*12345", "*384*1234#", MAIN_MENU),  # not under the code: no guess acted on
-        ("384*12345", "*384*12345*5#", "Mon compte:"),  # extends the code: a shortcut
+        ("384*12345", "*384*12345*3#", "Mon compte:"),  # extends the code: a shortcut
     ],
 )
 def test_hubtel_unconfigured_takes_shortcuts_only_past_its_service_code(client, customers, service_code, message, screen):
