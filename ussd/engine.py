@@ -15,8 +15,10 @@ import redis
 from state.sessions import Change, Held, Loaded, Session, SessionBusy, SessionStore
 from ussd import menu
 from ussd.catalogue import languages, text
+from ussd.flows import SCREENS
 from ussd.gateways.base import Hop
-from ussd.screens import SCREENS, Context, Screen, render
+from ussd.render import render
+from ussd.screens import Context, Screen
 from utility.customers import mask_tail
 from utility.services import Services
 

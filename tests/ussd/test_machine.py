@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tests.ussd.conftest import ONE_METER, SEVERAL
 from ussd import menu
+from ussd.flows import buy
 
 
 def test_hops_do_not_attach_a_model_each(app, dial, monkeypatch):
@@ -46,5 +47,5 @@ def test_a_refused_amount_whose_limit_the_backend_does_not_quote_shows_the_known
     session = Session("s1", "+237699000001", "africastalking", "*384#", "62401", "fr")
     session.data.update(meter="01234567890", minimum=500, maximum=200_000)
     visit = menu.Visit(session, SimpleNamespace(vending=Vending()))
-    assert visit.accept_amount("600") == "hint.amount_low"
+    assert buy.accept_amount(visit, "600") == "hint.amount_low"
     assert session.data["hint_values"] == {"minimum": "500"}

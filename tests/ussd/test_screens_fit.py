@@ -7,85 +7,52 @@ import functools
 import inspect
 import itertools
 import re
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from sms.gsm import USSD_GSM7_LIMIT, is_gsm7, screen_size
 from state.sessions import Session
+from ussd import flows
 from ussd.catalogue import catalogue, languages
-from ussd.menu import Visit
-from ussd.screens import SCREENS, Context, list_pages, render
+from ussd.flows import SCREENS
+from ussd.flows.bill import WORST_ACCOUNT
+from ussd.render import list_pages, render
+from ussd.screens import Context
 
-LONGEST_NAME = "Mbarga Ondoua Ngono Jean-Baptiste Marie-Claire Epse Nkoulou"[:60]
-WORST_ACCOUNT = {
-    "number": "ABCDEFGHIJKLMNOPQRS9",  # 20 characters, the longest the CSV allows
-    "meter": "",
-    "name": LONGEST_NAME + "ôëœ",  # non-GSM letters must not cut the screen to 80
-    "tariff": "t" * 20,
-    "region": "R" * 40,
-    "balance": 999_999_999,
-    "due": "2026-12-31",
-}
-WORST_METER = {**WORST_ACCOUNT, "meter": "0123456789012"}
 ALL_HINTS = sorted({key for lang in languages() for key in catalogue(lang) if key.startswith("hint.")})
 # Menus and lists refuse with these; input screens with whatever their check says.
 CHOICE_HINTS = ["hint.choice", "hint.no_more", "hint.at_home"]
 WORST_CONTEXT = Context(utility="Societe Nationale d'Electricite", service_code="*384*1234*99#",
                         today=datetime.date(2027, 1, 1), banner="B" * 300)  # every due date past: overdue
-BIG = 999_999_999  # the largest balance the customer CSV accepts
-ORDER_MAX = 10_000_000  # the largest order amount (bills; purchases are capped lower by tariffs)
-WORST_QUOTE = {"units": "99999.9", "unit": "kWh",
-               "charges": [[c, ORDER_MAX] for c in ("fixed_fee", "debt_recovery", "municipal_tax", "vat", "service_charge", "energy")]}
-WORST_ORDER = {"reference": "ABCDEFGH", "kind": "bill", "target": "ABCDEFGHIJKLMNOPQRS9", "amount": ORDER_MAX,
-               "state": "paid_awaiting_fulfilment", "at": "31/12/2026 23:59"}
-WORST_DATA = {
-    "accounts": [WORST_ACCOUNT] * 40, "account": 0,
-    "meters": [{"meter": "0123456789012"}] * 3, "bills": [WORST_ACCOUNT] * 3,
-    "meter": "0123456789012", "meter_name": LONGEST_NAME, "minimum": ORDER_MAX, "maximum": ORDER_MAX, "amount": ORDER_MAX,
-    "quote": WORST_QUOTE, "offline": False, "flow": "units", "payer": "+999999999999999",
-    "account_no": "ABCDEFGHIJKLMNOPQRS9", "account_name": LONGEST_NAME, "balance": BIG, "due": "2026-12-31",
-    "can_pay_more": True,
-    "order_ref": "ABCDEFGH", "orders": [WORST_ORDER] * 10, "payment": 9,
-    "resent": "sent", "retry_minutes": 1440,
-    "resume": {"state": "confirm", "history": [], "data": {"flow": "units", "meter": "0123456789012"}},
+# Each flow states the worst data its screens can show (ussd/flows/<flow>.py WORST, VARIANTS).
+WORST_DATA: dict[str, Any] = {
+    "meter_name": WORST_ACCOUNT["name"],
     "hint_values": {"minimum": "10 000 000", "maximum": "10 000 000"},
 }
-VARIANTS = [
-    {},
-    {"accounts": [WORST_METER] * 40},
-    {"accounts": [{**WORST_METER, "tariff": "prepaid"}] * 40},
-    {"accounts": [{**WORST_ACCOUNT, "due": ""}]},
-    {"accounts": [{**WORST_ACCOUNT, "balance": 0}]},
-    {"offline": True},
-    {"flow": "bill"},
-    {"payer": "+888888888888888"},  # another phone pays: the screens name it
-    {"payer": "+888888888888888", "flow": "bill"},
-    {"due": ""},
-    {"balance": 0},
-    {"resent": "none"},
-    {"resent": "limited"},
-    {"orders": [{**WORST_ORDER, "kind": "units", "target": "0123456789012", "state": "fulfilled"}] * 10},
-    {"flow": "bill", "balance": 1},  # paying more than is due: the confirm screen says where the rest goes
-    {"resume": {"state": "bill_account_input", "history": [], "data": {}}},
-    {"resume": {"state": "confirm", "history": [], "data": {"flow": "bill", "account_no": "ABCDEFGHIJKLMNOPQRS9"}}},
-    {"resume": {"state": "account_menu", "history": [], "data": {}}},
-]
+for _flow in (flows.home, *flows.FLOWS):
+    WORST_DATA.update(_flow.WORST)
+VARIANTS: list[dict[str, Any]] = [{}] + [variant for _flow in (flows.home, *flows.FLOWS) for variant in _flow.VARIANTS]
 
 
 @functools.cache
-def hints_of(method: str) -> frozenset[str]:
-    """The hints a Visit method can answer: those it names and those of the methods it
-    calls, read from the source (so a new hint is covered without touching this test)."""
-    source = inspect.getsource(getattr(Visit, method))
-    called = set(re.findall(r"self\.(_?[a-z]\w*)\(", source)) & set(vars(Visit))
-    return frozenset(re.findall(r'"(hint\.\w+)"', source)).union(*(hints_of(name) for name in called - {method}))
+def hints_of(check: Callable[..., Any]) -> frozenset[str]:
+    """The hints a check can answer: those it names and those of the functions of its
+    module it calls, read from the source (so a new hint is covered without touching this
+    test)."""
+    source = inspect.getsource(check)
+    module = inspect.getmodule(check)
+    called = {getattr(module, name) for name in re.findall(r"\b(_?[a-z]\w*)\(", source)
+              if inspect.isfunction(getattr(module, name, None))} - {check}
+    return frozenset(re.findall(r'"(hint\.\w+)"', source)).union(*(hints_of(f) for f in called))
 
 
 def sessions_for(state: str, lang: str):
     """Sessions on ``state`` covering the data that screen can show."""
     base = dict(session_id="s", phone="+999999999999999", gateway="africastalking", service_code="*384#", network="")
     spec = SCREENS[state]
-    if spec.kind == "input":
+    if spec.accept is not None:
         hints = ["", *sorted(hints_of(spec.accept)), *CHOICE_HINTS]
     else:
         hints = ["", *CHOICE_HINTS, *spec.pick_hints]
@@ -149,4 +116,5 @@ def test_every_hint_is_rendered_on_a_screen_that_can_show_it():
     hint of the catalogue must be one of those, or the scan above missed a path."""
     accepts = {spec.accept for spec in SCREENS.values() if spec.accept}
     covered = set(CHOICE_HINTS).union(*(hints_of(accept) for accept in accepts), *(s.pick_hints for s in SCREENS.values()))
+    assert "hint.meter_unknown" in hints_of(SCREENS["buy_meter_input"].accept)  # through check_meter: the scan follows calls
     assert covered == set(ALL_HINTS)

@@ -1,0 +1,49 @@
+"""The screens every flow starts from or ends on: the main menu (one entry per flow, in
+ussd.flows.FLOWS order), the offer to resume a dropped session, the goodbye after three
+invalid inputs."""
+from __future__ import annotations
+
+from typing import Any
+
+from state.sessions import Session
+from ussd.catalogue import text
+from ussd.screens import Context, Option, ScreenSpec
+
+
+def _resume(session: Session, ctx: Context) -> str:
+    """What was under way when the customer dropped, so "continue" means something."""
+    point = session.data["resume"]
+    state, data = point["state"], point["data"]
+    flow = data.get("flow") or ("units" if state.startswith("buy") else "bill" if state.startswith("bill") else "")
+    number = data.get("meter") if flow == "units" else data.get("account_no")
+    if not flow:
+        return text(session.lang, "resume.title")
+    if not number:
+        return text(session.lang, f"resume.{flow}")
+    return text(session.lang, f"resume.{flow}_for", number=number)
+
+
+def _too_many_invalid(session: Session, ctx: Context) -> str:
+    if not ctx.service_code.startswith("*"):  # a gateway's service id (Hubtel app): no code to dial
+        return text(session.lang, "end.invalid_no_code")
+    return text(session.lang, "end.invalid", code=ctx.service_code)
+
+
+def screens(entries: tuple[Option, ...]) -> dict[str, ScreenSpec]:
+    return {
+        "main": ScreenSpec("menu", title="main.title", options=entries, resumable=False),
+        "resume": ScreenSpec("menu", body=_resume, resumable=False, options=(
+            Option("resume.continue", "resume"), Option("resume.restart", "restart"),
+        )),
+        "too_many_invalid": ScreenSpec("end", body=_too_many_invalid, resumable=False),
+    }
+
+
+WORST: dict[str, Any] = {
+    "resume": {"state": "confirm", "history": [], "data": {"flow": "units", "meter": "0123456789012"}},
+}
+VARIANTS: list[dict[str, Any]] = [
+    {"resume": {"state": "bill_account_input", "history": [], "data": {}}},
+    {"resume": {"state": "confirm", "history": [], "data": {"flow": "bill", "account_no": "ABCDEFGHIJKLMNOPQRS9"}}},
+    {"resume": {"state": "account_menu", "history": [], "data": {}}},
+]
