@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_TTL": 180,  # seconds; refreshed on every hop
     "RESUME_TTL": 300,  # a dropped session can be resumed for this long
     "LOCK_TIMEOUT": 5.0,  # seconds a hop waits for another hop of its session
+    # Admission control (ussd.admission): past either bound, a new dialogue gets a polite END.
+    "ADMISSION_MAX_IN_FLIGHT": 0,  # hops in flight per serving process; 0: no bound
+    "ADMISSION_LATENCY": 1.0,  # seconds of recent hop time per serving process; 0: no bound
     "SERVICE_CODES": (),  # codes after which dial-string segments are shortcuts, e.g. ["*384#"]; unset: the posted code is whole
     "DEMO_CUSTOMERS": 500,  # customers seeded on the embedded store by `guichet serve`
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # admin CSV uploads; USSD has its own 4 KB cap

@@ -7,6 +7,7 @@ nothing.
 from __future__ import annotations
 
 import logging
+import time
 
 import redis
 from flask import Blueprint, Flask, Response, abort, current_app, request
@@ -14,6 +15,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, request
 from state import journal
 from state.sessions import SessionStore
 from state.store import get_redis
+from ussd.admission import Admission
 from ussd.catalogue import text
 from ussd.engine import Engine, Settings
 from ussd.gateways import GATEWAYS, BadCallback
@@ -30,6 +32,7 @@ bp = Blueprint("ussd", __name__, url_prefix="/ussd")
 
 EXTENSION = "guichet.ussd"
 ACCESS = "guichet.ussd.access"
+ADMISSION = "guichet.ussd.admission"
 
 
 def engine() -> Engine:
@@ -90,12 +93,26 @@ def hop(gateway: str) -> Response:
         refuse = getattr(adapter, "refuse", None)
         answer = refuse(exc) if refuse is not None else None
         return answer if answer is not None else bad_request(str(exc))
+    admission: Admission = current_app.extensions[ADMISSION]
+    if not admission.admit(parsed.opening):
+        log.warning("saturated: a new dialogue of %s turned away (%d so far)", mask_tail(parsed.phone),
+                    admission.refused)
+        return adapter.respond(Screen(busy_text(), end=True))
+    started = time.perf_counter()
     try:
         screen = engine().answer(parsed)
     except Exception:  # a bug must still give the customer an answer, not a dead handset
         log.exception("hop of %s failed", mask_tail(parsed.phone))
         screen = Screen(text(str(current_app.config["DEFAULT_LANGUAGE"]), "end.down"), end=True)
+    finally:
+        admission.done(time.perf_counter() - started)
     return adapter.respond(screen)
+
+
+def busy_text() -> str:
+    """What a dialogue turned away by admission control reads: in the default language
+    (reading the phone's would cost the round trip the service cannot spare)."""
+    return text(str(current_app.config["DEFAULT_LANGUAGE"]), "end.saturated")
 
 
 @bp.post("/africastalking/events")
@@ -150,4 +167,5 @@ def open_warning(app: Flask) -> str | None:
 def init_app(app: Flask) -> None:
     # Built once, so bad access settings fail at start-up, not on the first callback.
     app.extensions[ACCESS] = {name: GatewayAccess.from_config(app.config, name) for name in GATEWAYS}
+    app.extensions[ADMISSION] = Admission.from_config(app.config)
     app.register_blueprint(bp)
