@@ -54,7 +54,8 @@ class Engine:
             return Screen.from_cache(loaded.reply)
         session, inputs = self._session_and_inputs(hop, loaded)
         outcome = menu.run(session, inputs, self.services)
-        screen = render(session, Context(self.settings.utility, hop.service_code, self.services.now().date()))
+        screen = render(session, Context(self.settings.utility, hop.service_code, self.services.now().date(),
+                                         self.services))
         session.hint = session.notice = ""  # shown once
         self.store.save(
             Change(

@@ -215,7 +215,7 @@ def apply_input(visit: Visit, raw: str) -> None:
             return _turn_page(visit, +1)
         return _explain(visit, "hint.no_more")
     if spec.kind == "menu":
-        options = offered(spec, session)
+        options = offered(spec, session, visit.services)
         choice = _as_choice(value, len(options))
         if choice is None:
             return _refuse(visit, "hint.choice")
@@ -230,7 +230,7 @@ def apply_input(visit: Visit, raw: str) -> None:
             return _fire(visit, spec.extra[choice - items].trigger)
         return _fire(visit, spec.pick, **{spec.choice: choice})
     if spec.kind == "input" and spec.accept is not None:
-        extras = offered(spec, session)  # e.g. "1. Another meter" under the amount prompt
+        extras = offered(spec, session, visit.services)  # e.g. "1. Another meter" under the amount prompt
         choice = _as_choice(value, len(extras))
         if choice is not None:
             return _fire(visit, extras[choice].trigger)

@@ -11,6 +11,7 @@ from state.sessions import Session
 from ussd.catalogue import text
 from ussd.flows import SCREENS
 from ussd.screens import TITLE_WIDTH, TOP_LEVEL, Context, Option, Screen, ScreenSpec, Spare
+from utility.services import Services
 
 # What may stand above any list: a refused choice, no further page; each list adds its
 # pick_hints (the fit test renders every list with each of them).
@@ -66,11 +67,12 @@ def _extra_lines(session: Session) -> list[str]:
     return [f"{first + n}. {text(session.lang, option.label)}" for n, option in enumerate(spec.extra)]
 
 
-def offered(spec: ScreenSpec, session: Session) -> tuple[Option, ...]:
+def offered(spec: ScreenSpec, session: Session, services: Services | None) -> tuple[Option, ...]:
     """The options of a menu screen (or the extras of an input screen) this session is
     offered, numbered in this order."""
     options = spec.extra if spec.kind == "input" else spec.options
-    return tuple(option for option in options if option.when is None or option.when(session))
+    return tuple(option for option in options
+                 if option.when is None or (services is not None and option.when(session, services)))
 
 
 def current_page(session: Session) -> int:
@@ -83,7 +85,7 @@ def _body_lines(session: Session, ctx: Context) -> list[str]:
     if spec.kind == "menu":
         lines = _head_lines(session, ctx)
         values = {"number": session.phone}  # options that name the caller's number
-        for n, option in enumerate(offered(spec, session), 1):
+        for n, option in enumerate(offered(spec, session, ctx.services), 1):
             lines.append(f"{n}. {text(option.label_lang or lang, option.label, **values)}")
         return lines + _nav(session)
     if spec.kind == "list":
@@ -98,7 +100,7 @@ def _body_lines(session: Session, ctx: Context) -> list[str]:
         return lines + _nav(session)
     lines = _head_lines(session, ctx)
     if spec.kind == "input":
-        lines += [f"{n}. {text(lang, option.label)}" for n, option in enumerate(offered(spec, session), 1)]
+        lines += [f"{n}. {text(lang, option.label)}" for n, option in enumerate(offered(spec, session, ctx.services), 1)]
     return lines + (_nav(session) if spec.kind in ("info", "input") else [])
 
 

@@ -22,6 +22,7 @@ from utility.customers import Account
 
 if TYPE_CHECKING:
     from ussd.menu import Visit
+    from utility.services import Services
 
 Kind = Literal["menu", "list", "input", "info", "end"]
 
@@ -39,8 +40,9 @@ class Option:
     trigger: str  # machine trigger fired when the option is chosen
     args: tuple[tuple[str, Any], ...] = ()  # the trigger's keyword arguments
     label_lang: str = ""  # show the label in this language (each language in its own)
-    # Offered only when this holds for the session: never offer what would be refused.
-    when: Callable[[Session], bool] | None = None
+    # Offered only when this holds for the session (and the domain services, to ask what
+    # they know without a round trip): never offer what would be refused.
+    when: Callable[[Session, Services], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Context:
     utility: str  # the utility's name, the main menu's title
     service_code: str  # the code the customer dialled, to tell them how to come back
     today: datetime.date  # in the utility's time zone: is a bill overdue?
+    services: Services | None = None  # what options ask when they are offered (Option.when)
     banner: str = ""  # a notice line for the main menu (incidents, later)
 
 

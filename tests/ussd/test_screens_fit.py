@@ -8,6 +8,7 @@ import inspect
 import itertools
 import re
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,8 +25,11 @@ from ussd.screens import Context
 ALL_HINTS = sorted({key for lang in languages() for key in catalogue(lang) if key.startswith("hint.")})
 # Menus and lists refuse with these; input screens with whatever their check says.
 CHOICE_HINTS = ["hint.choice", "hint.no_more", "hint.at_home"]
+# Services that answer every option's question with "offer it" (the worst case: all offered).
+WORST_SERVICES: Any = SimpleNamespace()
 WORST_CONTEXT = Context(utility="Societe Nationale d'Electricite", service_code="*384*1234*99#",
-                        today=datetime.date(2027, 1, 1), banner="B" * 300)  # every due date past: overdue
+                        today=datetime.date(2027, 1, 1), services=WORST_SERVICES,
+                        banner="B" * 300)  # every due date past: overdue
 # Each flow states the worst data its screens can show (ussd/flows/<flow>.py WORST, VARIANTS).
 WORST_DATA: dict[str, Any] = {
     "meter_name": WORST_ACCOUNT["name"],

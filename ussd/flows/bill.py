@@ -19,6 +19,7 @@ from utility.orders import BILL
 
 if TYPE_CHECKING:
     from ussd.menu import Visit
+    from utility.services import Services
 
 ENTRY = Option("main.pay", "pay_bill")
 
@@ -43,13 +44,13 @@ def _amount_prompt(session: Session, ctx: Context) -> list[str]:
                        maximum=money(lang, data["maximum"]))]
 
 
-def _something_due(session: Session) -> bool:
+def _something_due(session: Session, services: Services) -> bool:
     return int(session.data.get("balance") or 0) > 0
 
 
-def _some_amount_taken(session: Session) -> bool:
+def _some_amount_taken(session: Session, services: Services) -> bool:
     # Paying ahead is offered only where the utility takes it as a credit.
-    return bool(session.data.get("can_pay_more")) or _something_due(session)
+    return bool(session.data.get("can_pay_more")) or _something_due(session, services)
 
 
 # -- steps ----------------------------------------------------------------------------------

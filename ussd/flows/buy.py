@@ -28,6 +28,7 @@ from utility.vending.base import (
 
 if TYPE_CHECKING:
     from ussd.menu import Visit
+    from utility.services import Services
 
 ENTRY = Option("main.buy", "buy")
 
@@ -70,7 +71,7 @@ def _quote(session: Session, ctx: Context) -> str:
     return "\n".join([headline, total])
 
 
-def _straight_from_the_menu(session: Session) -> bool:
+def _straight_from_the_menu(session: Session, services: Services) -> bool:
     # No amount is as small as 1: the option's number cannot be mistaken for an amount.
     return session.history[-1:] == ["main"] and int(session.data.get("minimum") or 0) > 1
 
