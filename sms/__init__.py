@@ -17,6 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "SMS_FILE": None,  # the file provider's JSON-lines file
     "SMS_TIMEOUT": 10.0,  # seconds to wait for a provider's answer
     "SMS_RATE_PER_SECOND": 10,  # messages per second to the provider, across all workers
+    "SMS_BULK_SHARE": 0.5,  # the most of that rate bulk messages (campaigns, broadcasts) take: 0 < share <= 1
     "SMS_CLAIM_TIMEOUT": 60,  # seconds after which a message still "sending" is unconfirmed
     "SMS_REQUEUE_AFTER": 300,  # seconds a queued message may wait past its time before the sweep requeues it
     "SMS_SWEEP_EVERY": 60,  # seconds between two sweeps of stale messages (0: no automatic sweep)

@@ -31,6 +31,19 @@ The sweep also requeues messages left "queued" with no job to run them (a proces
 between storing and queueing). It runs as a self-renewing rq job every SMS_SWEEP_EVERY
 seconds, started by the first delivery (and by `guichet sms sweep`).
 
+Queues and the send rate. One slot every 1/GUICHET_SMS_RATE_PER_SECOND across every
+worker (`reserve_slot`). Tokens and receipts (PRIORITY_KINDS) book the next free slot
+however far ahead; other messages (a resend, a keyword's reply) only within
+NORMAL_MAX_AHEAD; all of them are delivered from the receipts queue (state.worker.QUEUE_NAME).
+Bulk messages (BULK_KINDS: campaigns, broadcasts) are delivered from the bulk queue, by
+workers of their own, and take their turn twice: first a slot of their own share of the
+rate (GUICHET_SMS_BULK_SHARE x the rate, a second GCRA, booked however far ahead: 200,000
+campaign messages each keep their place in line and come back when it is due, instead of
+retrying all at once), then, when that turn comes, a provider slot only if one is free at
+that very instant. So bulk never books a slot ahead of a receipt: a receipt queued after
+200,000 campaign messages waits at most one slot (the one a bulk send took just before),
+and waits for it in its worker (PRIORITY_NAP) rather than for rq's scheduler's next round.
+
 Delivery reports (sms.views) land in ``delivery`` (delivered | failed | the provider's
 intermediate word), beside ``state``, through `record_delivery()`.
 """
@@ -66,14 +79,17 @@ FINISHED = ("sent", "failed", "unconfirmed")
 FINAL_DELIVERY = ("delivered", "failed")
 CLIENT_EXTENSION = "guichet.sms.client"
 
-# The clock of every decision here; tests replace it to move time without waiting.
+# The clock of every decision here, and the short waits of bulk deliveries; tests replace
+# them to move time without waiting.
 clock: Callable[[], float] = time.time
+pause: Callable[[float], None] = time.sleep
 
 
 @dataclass(frozen=True)
 class Settings:
     provider: str
     rate_per_second: float
+    bulk_share: float  # of rate_per_second, the most bulk messages take
     claim_timeout: float
     requeue_after: float
     sweep_every: int
@@ -89,9 +105,13 @@ class Settings:
         def or_off(name: str) -> Any:  # unset: the default; None or 0: off
             return config.get(name, DEFAULTS[name]) or 0
 
+        bulk_share = float(given("SMS_BULK_SHARE"))
+        if not 0 < bulk_share <= 1:
+            raise ValueError(f"SMS_BULK_SHARE must be more than 0 and at most 1, not {bulk_share}")
         return cls(
             provider=provider_name(config),
             rate_per_second=float(or_off("SMS_RATE_PER_SECOND")),
+            bulk_share=bulk_share,
             # A claim younger than the longest a provider call can take may belong to a
             # worker still waiting for the answer: never call it stale.
             claim_timeout=max(float(given("SMS_CLAIM_TIMEOUT")), 3 * timeout(config)),
@@ -224,7 +244,7 @@ def send(app: Flask | None, to: str, body: str, reference: str, kind: str) -> st
                 continue
     # Queued after the commit: a job must never find its message missing. A crash in
     # between leaves a queued message without a job, which the sweep requeues.
-    worker.queue(app).enqueue(deliver, message_id)
+    worker.queue(app, queue_of(kind)).enqueue(deliver, message_id)
     log.info("sms %s (%s) queued for %s, %d segment(s)", message_id, kind, mask_tail(to), segments)
     return message_id
 
@@ -297,29 +317,81 @@ return tostring(tat - now)
 """
 
 # Tokens and receipts: what a customer who just paid is waiting for. They book the
-# provider's next free slot however far ahead it is; everything else (a resend, and
-# later notices and campaign news) books only slots within NORMAL_MAX_AHEAD, so a flood
-# of those never stands between a customer and the token just paid for.
+# provider's next free slot however far ahead it is; everything else (a resend, a
+# keyword's reply) books only slots within NORMAL_MAX_AHEAD, and bulk messages only a
+# slot free at that instant, so a flood of those never stands between a customer and
+# the token just paid for.
 PRIORITY_KINDS = frozenset({"receipt", "payment_received", "payment_failed", "fulfilment_failed"})
 NORMAL_MAX_AHEAD = 1.0  # seconds of booked sends a non-priority message may queue behind
+PRIORITY_NAP = 0.25  # a token or receipt whose slot is the next one, this close, waits in its worker
+# Campaign news and broadcasts: delivered from the bulk queue, within their share of the rate.
+BULK_KINDS = frozenset({"campaign", "broadcast"})
+# A bulk delivery naps this long at most, in all, in its worker (the bulk worker exists to
+# pace bulk sends, and rq's scheduler looks only every second); longer, it is booked for later.
+BULK_NAP = 1.0
+BULK_TRIES = 5  # looks for a free provider slot in one run, at most
+
+
+def queue_of(kind: str) -> str:
+    """The rq queue that delivers a message of ``kind``: bulk kinds have their own."""
+    return worker.BULK_QUEUE_NAME if kind in BULK_KINDS else worker.QUEUE_NAME
 
 
 def reserve_slot(
-    client: TextRedis, provider: str, rate_per_second: float, now: float, max_ahead: float = float("inf")
+    client: TextRedis, provider: str, rate_per_second: float, now: float, max_ahead: float = float("inf"),
+    *, bulk: bool = False,
 ) -> float:
     """Reserve the provider's next send slot; seconds to wait for it (0: go now).
 
-    One slot every 1/rate seconds across every worker (a GCRA on keys.sms_rate). A
-    message that must wait keeps its slot, so a backlog drains at exactly the rate
-    instead of every waiting job retrying at once. When the next slot is more than
-    ``max_ahead`` seconds away nothing is booked and the answer is negative: minus the
-    seconds until a slot comes within reach.
+    One slot every 1/rate seconds across every worker (a GCRA on keys.sms_rate; with
+    ``bulk``, on keys.sms_bulk_rate, the bulk messages' own share). A message that must
+    wait keeps its slot, so a backlog drains at exactly the rate instead of every waiting
+    job retrying at once. When the next slot is more than ``max_ahead`` seconds away
+    nothing is booked and the answer is negative: minus the seconds until a slot comes
+    within reach.
     """
     if rate_per_second <= 0:
         return 0.0
+    key = keys.sms_bulk_rate(provider) if bulk else keys.sms_rate(provider)
     ahead = repr(min(max_ahead, 1e12))  # Lua's tonumber does not read "inf" everywhere
-    return float(client.eval(_RESERVE_SLOT, 1, keys.sms_rate(provider), repr(now), repr(1.0 / rate_per_second),
-                             ahead))
+    return float(client.eval(_RESERVE_SLOT, 1, key, repr(now), repr(1.0 / rate_per_second), ahead))
+
+
+def _bulk_turn(r: TextRedis, settings: Settings, reserved: bool) -> float:
+    """A bulk message's turn: 0 once it holds a provider slot free right now; else the
+    seconds until it should look again, its place in the bulk line kept meanwhile.
+
+    First its slot in the bulk share (unless ``reserved``: booked by an earlier run),
+    however far ahead, so a backlog drains at exactly the share. Then a provider slot,
+    taken only when free at this instant (max_ahead 0): bulk never books one ahead, so it
+    never makes a receipt wait longer than the slot it is using."""
+    budget = BULK_NAP  # of naps, for this run
+    if not reserved:
+        wait = reserve_slot(r, settings.provider, settings.rate_per_second * settings.bulk_share, clock(), bulk=True)
+        if wait > budget:
+            return wait
+        if wait > 0:
+            pause(wait)
+            budget -= wait
+    for _ in range(BULK_TRIES):
+        wait = -reserve_slot(r, settings.provider, settings.rate_per_second, clock(), max_ahead=0.0)
+        if wait <= 0:
+            return 0.0
+        if wait > budget:
+            return wait
+        pause(wait)
+        budget -= wait
+    return BULK_NAP  # the provider stayed busy (receipts, resends): later
+
+
+def bulk_booked_ahead(app: Flask | None = None) -> float:
+    """Seconds of bulk sends booked ahead in the bulk share: how long a bulk message queued
+    now waits for its turn (0: none waits). A bulk producer (campaign fulfilment) may pace
+    itself by it rather than queue a day of messages at once."""
+    app = _app(app)
+    settings = settings_of(app)
+    booked = get_redis(app).get(keys.sms_bulk_rate(settings.provider))
+    return max(0.0, float(booked or 0) - clock())
 
 
 def deliver(message_id: str, reserved: bool = False) -> str:
@@ -339,17 +411,32 @@ def deliver(message_id: str, reserved: bool = False) -> str:
         log.info("sms %s is %s already: nothing to do", message_id, message.state)
         return message.state
 
-    if not reserved and not retaking:
+    wait = 0.0
+    if retaking:
+        pass  # its slot was taken by the run that claimed it
+    elif message.kind in BULK_KINDS:
+        # ``reserved``: its slot in the bulk share is booked (a bulk message never holds
+        # a provider slot ahead).
+        wait = _bulk_turn(r, settings, reserved)
+        now = clock()  # it may have napped
+    elif not reserved:
         priority = message.kind in PRIORITY_KINDS
         wait = reserve_slot(r, settings.provider, settings.rate_per_second, now,
                             float("inf") if priority else NORMAL_MAX_AHEAD)
-        if wait:
-            # > 0: the slot booked is that far ahead; < 0: nothing booked (behind the
-            # priority messages), look again once a slot is within reach.
-            r.hset(keys.sms_message(message_id), "next_attempt_at", _stamp(now + abs(wait)))
-            worker.queue(app).enqueue_in(datetime.timedelta(seconds=abs(wait)), deliver, message_id, wait > 0)
-            log.debug("sms %s waits %.2f s for its %s slot", message_id, abs(wait), settings.provider)
-            return "deferred"
+        if priority and 0 < wait <= min(1.0 / settings.rate_per_second, PRIORITY_NAP):
+            # The next slot (a bulk send, or the receipt before it, is using this one): waited
+            # for here, since rq's scheduler would add up to a second to it. One short slot
+            # at most, so the worker still sends at the full rate.
+            pause(wait)
+            wait, now = 0.0, clock()
+    if wait:
+        # > 0: the slot booked is that far ahead; < 0: nothing booked (behind the
+        # priority messages), look again once a slot is within reach.
+        r.hset(keys.sms_message(message_id), "next_attempt_at", _stamp(now + abs(wait)))
+        worker.queue(app, queue_of(message.kind)).enqueue_in(
+            datetime.timedelta(seconds=abs(wait)), deliver, message_id, wait > 0)
+        log.debug("sms %s waits %.2f s for its %s slot", message_id, abs(wait), settings.provider)
+        return "deferred"
 
     # Built before the claim: a configuration error must leave the message queued, not
     # in a "sending" nobody can vouch for.
@@ -462,7 +549,8 @@ def _after_error(
             "sms.retry", reason=exc.message, attempt=attempt, delay=delay,
         )
         if changed is not None:
-            worker.queue(app).enqueue_in(datetime.timedelta(seconds=delay), deliver, message_id)
+            worker.queue(app, queue_of(message.kind)).enqueue_in(datetime.timedelta(seconds=delay), deliver,
+                                                                 message_id)
         return "retry"
     reason = exc.message if not exc.retryable else f"gave up after {attempt} attempts: {exc.message}"
     _change(r, message_id, ours, lambda m: {"state": "failed", "error": reason},
@@ -481,13 +569,15 @@ def sweep_stale(app: Flask | None = None, now: float | None = None) -> SweepResu
     now = clock() if now is None else now
     unconfirmed: list[str] = []
     requeued: list[str] = []
-    # While jobs wait in the queue, a late message may just be behind them: requeueing it
-    # then would only pile duplicates onto the backlog.
-    backlog = sum(worker.queue(app, name).count for name in worker.QUEUES)
+    # While jobs wait in its queue, a late message may just be behind them: requeueing it
+    # then would only pile duplicates onto the backlog. (Per queue: a campaign's backlog
+    # says nothing about a lost receipt.)
+    backlog = {name: worker.queue(app, name).count for name in worker.QUEUES}
     # No index of messages in flight (state.keys has none): a SCAN of the message hashes,
     # fine for a periodic job at outbox sizes (retention bounds them).
     for key in r.scan_iter(match=keys.sms_message("*"), count=1000):
-        state, message_id, claimed_at, next_at = r.hmget(key, "state", "id", "claimed_at", "next_attempt_at")
+        state, message_id, claimed_at, next_at, kind = r.hmget(key, "state", "id", "claimed_at", "next_attempt_at",
+                                                               "kind")
         if not message_id:
             continue
         if state == "sending" and float(claimed_at or 0) < now - settings.claim_timeout:
@@ -504,7 +594,8 @@ def sweep_stale(app: Flask | None = None, now: float | None = None) -> SweepResu
                     "sms %s was left sending since %s (its worker died): unconfirmed, not resent; "
                     "the customer may need a resend", message_id, claimed_at,
                 )
-        elif state == "queued" and not backlog and float(next_at or 0) < now - settings.requeue_after:
+        elif (state == "queued" and not backlog[queue_of(kind or "")]
+              and float(next_at or 0) < now - settings.requeue_after):
             waited = next_at
 
             def lost(m: dict[str, str], waited: str | None = waited) -> bool:
@@ -512,7 +603,7 @@ def sweep_stale(app: Flask | None = None, now: float | None = None) -> SweepResu
 
             if _change(r, message_id, lost, lambda m: {"next_attempt_at": _stamp(now)},
                        "sms.requeued", waited_since=waited) is not None:
-                worker.queue(app).enqueue(deliver, message_id)
+                worker.queue(app, queue_of(kind or "")).enqueue(deliver, message_id)
                 requeued.append(message_id)
                 log.warning("sms %s was queued with no job since %s: requeued", message_id, waited)
     return SweepResult(tuple(unconfirmed), tuple(requeued))

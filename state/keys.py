@@ -111,6 +111,11 @@ def sms_rate(provider: str) -> str:
     return _key(f"smsrate:{provider}", "window")
 
 
+def sms_bulk_rate(provider: str) -> str:
+    """Bulk messages' (campaigns, broadcasts) own share of the provider's send rate."""
+    return _key(f"smsrate:{provider}", "bulk-window")
+
+
 # -- payments -----------------------------------------------------------------------------
 def payment(provider: str, provider_ref: str) -> str:
     """Hash: one payment request at a provider (order, payer, amount, state, reason)."""

@@ -1,10 +1,20 @@
-"""Background jobs: one rq queue on Guichet's Redis, the worker that runs it, the
-scheduler that releases its delayed jobs, and periodic tasks; each supervised.
+"""Background jobs: two rq queues on Guichet's Redis, the workers that run them, the
+scheduler that releases their delayed jobs, and periodic tasks; each supervised.
 
 `guichet serve` runs them in threads of each web process (the only way to share the
 embedded store); `guichet worker` runs the same set on its own against REDIS_URL. Jobs
 run inside the Flask app context, so they reach the same configuration and services as
 the web requests that queued them.
+
+Queues: "guichet" carries what a customer is waiting for (a token, a receipt, a payment's
+news, a resend) and everything else that is not bulk; "guichet-bulk" carries bulk work
+(campaign fulfilment, broadcasts: hundreds of thousands of jobs at once). Each worker
+takes one queue (see QUEUES for why), so "the receipt queue first" is a worker of its
+own: the receipts worker(s) never run a bulk job, and a receipt queued behind 200,000
+campaign jobs waits for none of them. `start_in_thread` runs ``job_workers`` on the
+receipts queue and GUICHET_BULK_WORKERS (1) on the bulk queue; `guichet worker --queue
+guichet-bulk` runs bulk workers alone, on another machine. The scheduler, the reclaimer
+and the recovery after an outage cover both queues (and take the receipts' first).
 
 Supervision: every background loop runs under a `Supervised` thread that restarts it
 when it dies, so a Redis restart or a bug in one round never stops background work for
@@ -65,13 +75,19 @@ from state.store import caused_by_redis_outage, get_store
 
 log = logging.getLogger(__name__)
 
-QUEUE_NAME = "guichet"
-# One queue per worker, on purpose: rq takes a job from a single queue with BLMOVE into an
-# intermediate list, from which the reclaimer recovers a job whose worker died before
-# starting it; from several queues it uses BLPOP, and a job taken at the instant Redis
-# went away was lost (the fault drill found it). Work that must not wait behind another
-# kind (bulk sends, later) gets a queue of its own with a worker of its own.
-QUEUES = (QUEUE_NAME,)
+QUEUE_NAME = "guichet"  # receipts, tokens, payments, resends: what a customer waits for
+# Bulk work (campaign fulfilment, broadcasts): its own queue, so a customer's receipt never
+# waits behind 200,000 campaign jobs.
+BULK_QUEUE_NAME = "guichet-bulk"
+# Every queue, the receipts' first. One queue per worker, on purpose: rq takes a job from a
+# single queue with BLMOVE into an intermediate list, from which the reclaimer recovers a
+# job whose worker died before starting it; from several queues it uses BLPOP, and a job
+# taken at the instant Redis went away was lost (the fault drill found it). So work that
+# must not wait behind another kind gets a queue of its own with workers of its own, and
+# "receipts first" means workers that take nothing else.
+QUEUES = (QUEUE_NAME, BULK_QUEUE_NAME)
+BULK_WORKERS = 1  # workers on the bulk queue per `guichet serve` / `guichet worker` (GUICHET_BULK_WORKERS)
+WORKER_LOOPS = {QUEUE_NAME: "worker", BULK_QUEUE_NAME: "bulk-worker"}  # supervised loops: worker, worker-2...
 
 BACKGROUND = "guichet.background"  # app.extensions: the running Background
 STARTUP_CHECKS = "guichet.startup_checks"  # app.extensions: [check(app)] run before serving or working
@@ -189,12 +205,21 @@ def dequeue_timeout(app: Flask) -> int:
     return max(1, int(app.config.get("WORKER_DEQUEUE_TIMEOUT") or DEQUEUE_TIMEOUT))
 
 
-def make_worker(app: Flask, in_thread: bool = False) -> AppWorker:
-    """A worker on a connection of its own whose socket timeout outlasts its blocking
-    wait for a job (see Store.blocking_jobs_client)."""
+def configured_bulk_workers(app: Flask) -> int:
+    """Workers to run on the bulk queue (GUICHET_BULK_WORKERS; 0: none here, bulk work
+    runs elsewhere, e.g. `guichet worker --queue guichet-bulk` on another machine)."""
+    configured = app.config.get("BULK_WORKERS")
+    return BULK_WORKERS if configured is None or configured == "" else max(0, int(configured))
+
+
+def make_worker(app: Flask, in_thread: bool = False, queue_name: str = QUEUE_NAME) -> AppWorker:
+    """A worker of one queue (see QUEUES), on a connection of its own whose socket timeout
+    outlasts its blocking wait for a job (see Store.blocking_jobs_client)."""
+    if queue_name not in QUEUES:
+        raise ValueError(f"no such queue: {queue_name!r} (queues: {', '.join(QUEUES)})")
     wait = dequeue_timeout(app)
     connection = get_store(app).blocking_jobs_client(socket_timeout=wait + 10)
-    return AppWorker(app, list(QUEUES), connection=connection, in_thread=in_thread, dequeue_timeout=wait)
+    return AppWorker(app, [queue_name], connection=connection, in_thread=in_thread, dequeue_timeout=wait)
 
 
 # -- the scheduler ------------------------------------------------------------------------------
@@ -212,12 +237,18 @@ class ThreadScheduler(RQScheduler):
 
     def __init__(self, queues: Iterable[str], connection: redis.Redis, interval: int = SCHEDULER_INTERVAL,
                  name: str | None = None) -> None:
-        super().__init__(list(queues), connection=connection, interval=interval, name=name)
+        self._queue_order = list(queues)  # rq keeps a set
+        super().__init__(self._queue_order, connection=connection, interval=interval, name=name)
         self.lock_ttl = max(5, math.ceil(5 * interval))  # whole seconds (rq's lock script uses EX)
         self._wake = threading.Event()
 
     def _install_signal_handlers(self) -> None:
         pass  # signals belong to the web server that hosts us
+
+    def prepare_registries(self, queue_names: Iterable[str] | None = None) -> None:
+        # In the order given (QUEUES: the receipts' first), not a set's: each round moves the
+        # receipts' due jobs first.
+        super().prepare_registries(queue_names or [name for name in self._queue_order if name in self._acquired_locks])
 
     @property
     def should_reacquire_locks(self) -> bool:
@@ -606,7 +637,7 @@ class Background:
 
     app: Flask
     loops: dict[str, Supervised] = field(default_factory=dict)
-    workers: dict[str, AppWorker] = field(default_factory=dict)  # the rq worker running now
+    workers: dict[str, AppWorker] = field(default_factory=dict)  # the rq workers running now, by name
 
     def add(self, loop: Supervised) -> Supervised:
         replaced = self.loops.get(loop.name)
@@ -685,22 +716,35 @@ def running(app: Flask) -> Background | None:
     return app.extensions.get(BACKGROUND)
 
 
-def start_in_thread(app: Flask, job_workers: int = 1) -> Background:
-    """Run ``job_workers`` rq workers, their scheduler, the reclaimer and every registered
-    periodic task beside the web server, in this process, each in a supervised thread.
+def start_in_thread(
+    app: Flask, job_workers: int = 1, *, bulk_workers: int | None = None, queues: Iterable[str] = QUEUES
+) -> Background:
+    """Run ``job_workers`` rq workers on the receipts queue and ``bulk_workers`` (default
+    GUICHET_BULK_WORKERS, 1) on the bulk queue, one scheduler, the reclaimer and every
+    registered periodic task beside the web server, in this process, each in a supervised
+    thread. ``queues``: only the workers of these queues (the scheduler, the reclaimer and
+    the recovery after an outage still cover every queue).
 
     Several workers: a job that waits on the network (an SMS provider, a payment
-    provider's callback or status call) must not hold up every other job of the process."""
+    provider's callback or status call) must not hold up every other job of the process.
+    Workers of their own for bulk work: a receipt never waits behind a campaign."""
     if running(app) is not None:
         raise RuntimeError("the background loops already run for this app")
+    queues = tuple(queues)
+    unknown = set(queues) - set(QUEUES)
+    if unknown:
+        raise ValueError(f"no such queue: {', '.join(sorted(unknown))} (queues: {', '.join(QUEUES)})")
+    counts = {QUEUE_NAME: max(1, job_workers), BULK_QUEUE_NAME: (
+        configured_bulk_workers(app) if bulk_workers is None else max(0, bulk_workers))}
+    counts = {name: (count if name in queues else 0) for name, count in counts.items()}
     background = app.extensions[BACKGROUND] = Background(app)
     app.extensions[RECOVERED] = time.monotonic()  # a start: whatever happened while down is caught up
 
-    def work_loop(loop_name: str) -> tuple[Callable[[threading.Event], None], Callable[[], None]]:
+    def work_loop(loop_name: str, queue_name: str) -> tuple[Callable[[threading.Event], None], Callable[[], None]]:
         mine: dict[str, AppWorker] = {}
 
         def work(stopping: threading.Event) -> None:
-            rq_worker = mine["now"] = make_worker(app, in_thread=True)
+            rq_worker = mine["now"] = make_worker(app, in_thread=True, queue_name=queue_name)
             background.workers[rq_worker.name] = rq_worker
             try:
                 if not stopping.is_set():
@@ -715,7 +759,8 @@ def start_in_thread(app: Flask, job_workers: int = 1) -> Background:
             rq_worker = mine.get("now")
             if rq_worker is not None:
                 rq_worker._stop_requested = True  # rq's own flag, checked between jobs...
-                queue(app).enqueue(_wake_up)  # ...so end its wait (or another's: then within a dequeue timeout)
+                # ...so end its wait (or another's: then within a dequeue timeout)
+                queue(app, queue_name).enqueue(_wake_up)
 
         return work, wake
 
@@ -748,26 +793,34 @@ def start_in_thread(app: Flask, job_workers: int = 1) -> Background:
                 log.exception("looking for abandoned jobs failed")
             stopping.wait(RECLAIM_EVERY)
 
-    for number in range(1, max(1, job_workers) + 1):
-        name = "worker" if number == 1 else f"worker-{number}"
-        work, wake = work_loop(name)
-        background.add(Supervised(app, name, work, required=True, on_stop=wake))
+    for queue_name, count in counts.items():
+        for number in range(1, count + 1):
+            name = WORKER_LOOPS[queue_name] + ("" if number == 1 else f"-{number}")
+            work, wake = work_loop(name, queue_name)
+            background.add(Supervised(app, name, work, required=True, on_stop=wake))
     background.add(Supervised(app, "scheduler", schedule, required=True, on_stop=stop_scheduler))
     background.add(Supervised(app, "reclaimer", reclaim, required=False))
     periodic = app.extensions.get(PERIODIC, {})
     for task in periodic.values():
         background.add(_periodic_loop(app, task))
-    log.info("background worker%s and scheduler running in-process on queues %s, supervised; periodic tasks: %s",
-             f" x{job_workers}" if job_workers > 1 else "", ", ".join(QUEUES), ", ".join(periodic) or "none")
+    log.info("background worker and scheduler running in-process, supervised: workers %s; scheduler on %s; "
+             "periodic tasks: %s", ", ".join(f"{count} on {name}" for name, count in counts.items()),
+             ", ".join(QUEUES), ", ".join(periodic) or "none")
+    if not any(counts.values()):
+        log.warning("no job worker runs here (only %s asked for, and GUICHET_BULK_WORKERS is 0): "
+                    "its jobs wait for a worker elsewhere", BULK_QUEUE_NAME)
     return background
 
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Run the jobs waiting now, then exit.")
+@click.option("--queue", "queue_names", multiple=True, type=click.Choice(QUEUES),
+              help="Run the workers of this queue only (repeat for several; default: every queue), e.g. "
+                   f"--queue {BULK_QUEUE_NAME} for bulk workers on a machine of their own.")
 @with_appcontext
-def worker_command(burst: bool) -> None:
-    """Run the background worker (SMS outbox, retries), its scheduler and the periodic
-    tasks against REDIS_URL, until SIGTERM or Ctrl-C."""
+def worker_command(burst: bool, queue_names: tuple[str, ...]) -> None:
+    """Run the background workers (receipts, SMS outbox, retries; bulk work on a worker of
+    its own), their scheduler and the periodic tasks against REDIS_URL, until SIGTERM or Ctrl-C."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if get_store(app).embedded:
         raise click.UsageError(
@@ -775,15 +828,17 @@ def worker_command(burst: bool) -> None:
             "which already runs its worker. Set REDIS_URL to run a separate worker."
         )
     run_startup_checks(app)
+    chosen = [name for name in QUEUES if name in queue_names] if queue_names else list(QUEUES)
     if burst:
         reclaim_abandoned(get_store(app).jobs)
-        make_worker(app).work(burst=True, with_scheduler=True)
+        for name in chosen:  # the receipts' first
+            make_worker(app, queue_name=name).work(burst=True, with_scheduler=True)
         return
     # The same supervised threads as `guichet serve`; the main thread waits for a signal.
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    background = start_in_thread(app)
+    background = start_in_thread(app, queues=chosen)
     while not stop.wait(1.0):
         pass
     log.info("stopping the background worker")
