@@ -131,11 +131,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     ussd_views.init_app(app)
 
+    from sms import inbound as sms_inbound
     from sms import views as sms_views
     from utility import services
     from utility.payments import views as payment_views
 
     sms_views.init_app(app)  # delivery reports, `guichet sms`
+    sms_inbound.init_app(app)  # inbound SMS: the keywords (sms.keywords)
     payment_views.init_app(app)  # payment callbacks
     services.init_app(app)  # final payment results go to the order pipeline
     admin.init_app(app)  # registers /admin only when ADMIN_KEY is set

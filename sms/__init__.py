@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "SMS_SWEEP_EVERY": 60,  # seconds between two sweeps of stale messages (0: no automatic sweep)
     "SMS_RETENTION_DAYS": 30,  # how long a message (and its reference) stays in Redis
     "SMS_CALLBACK_SECRET": None,  # ?secret= expected on Africa's Talking delivery reports
+    # Keyword replies per phone (sms.inbound: COUNT/SECONDS windows): each costs the utility an
+    # SMS, and a forged callback must not turn the service into a way to text anyone.
+    "SMS_REPLY_LIMITS": "5/60,20/3600",
     "PUBLIC_URL": None,  # https://host as the providers reach us (Twilio signatures, callbacks)
     "AFRICASTALKING_USERNAME": None,
     "AFRICASTALKING_API_KEY": None,

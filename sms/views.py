@@ -67,14 +67,22 @@ def _record(provider: str, provider_id: str, status: str, delivery: str, error: 
     return _answer()
 
 
+def africastalking_refusal() -> Response | None:
+    """403 when SMS_CALLBACK_SECRET is set and this Africa's Talking callback does not carry it
+    as ``?secret=`` (delivery reports, inbound SMS: sms.inbound); None when it may go on."""
+    secret = setting(current_app.config, "SMS_CALLBACK_SECRET")
+    if secret and not hmac.compare_digest(request.args.get("secret", "").encode(), secret.encode()):
+        log.warning("africastalking callback %s with a wrong secret from %s", request.path, request.remote_addr)
+        return _answer("forbidden", 403)
+    return None
+
+
 @bp.post("/africastalking/delivery")
 def africastalking_delivery() -> Response:
     if (request.content_length or 0) > MAX_BODY:
         return _answer(f"body over {MAX_BODY} octets", 400)
-    secret = setting(current_app.config, "SMS_CALLBACK_SECRET")
-    if secret and not hmac.compare_digest(request.args.get("secret", "").encode(), secret.encode()):
-        log.warning("africastalking delivery report with a wrong secret from %s", request.remote_addr)
-        return _answer("forbidden", 403)
+    if (refused := africastalking_refusal()) is not None:
+        return refused
     try:
         provider_id, status = _field("id"), _field("status")
         error = _field("failureReason", required=False)
@@ -98,16 +106,29 @@ def _public_url() -> str:
     return base.rstrip("/") + request.path + (f"?{query}" if query else "")
 
 
+def twilio_refusal(required: bool = False) -> Response | None:
+    """403 when this Twilio callback is not signed with TWILIO_AUTH_TOKEN over our public URL
+    (status callbacks, inbound SMS: sms.inbound); None when it may go on. Without the token
+    nothing can be checked: the callback goes on, unless the caller ``required`` a signature."""
+    token = setting(current_app.config, "TWILIO_AUTH_TOKEN")
+    if not token:
+        if required:
+            log.warning("twilio callback %s refused: TWILIO_AUTH_TOKEN is not set to check it", request.path)
+            return _answer("signature cannot be checked", 403)
+        return None
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature or not RequestValidator(token).validate(_public_url(), request.form.to_dict(), signature):
+        log.warning("twilio callback %s with a bad signature from %s", request.path, request.remote_addr)
+        return _answer("invalid signature", 403)
+    return None
+
+
 @bp.post("/twilio/status")
 def twilio_status() -> Response:
     if (request.content_length or 0) > MAX_BODY:
         return _answer(f"body over {MAX_BODY} octets", 400)
-    token = setting(current_app.config, "TWILIO_AUTH_TOKEN")
-    if token:
-        signature = request.headers.get("X-Twilio-Signature", "")
-        if not signature or not RequestValidator(token).validate(_public_url(), request.form.to_dict(), signature):
-            log.warning("twilio status callback with a bad signature from %s", request.remote_addr)
-            return _answer("invalid signature", 403)
+    if (refused := twilio_refusal()) is not None:
+        return refused
     try:
         provider_id, status = _field("MessageSid"), _field("MessageStatus")
         error = _field("ErrorCode", required=False)

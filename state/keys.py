@@ -45,6 +45,13 @@ def phone_accounts(phone: str) -> str:
     return _key(phone, "accounts")
 
 
+def inbound_sms(phone: str, provider: str, message_id: str) -> str:
+    """String: an inbound SMS already taken ("pending", then its reply as JSON), so a provider's
+    retry is answered again, never acted on twice (sms.inbound). The sender's tag: claiming
+    it and reading the phone's language are one round trip."""
+    return _key(phone, f"smsin:{provider}:{message_id}")
+
+
 # -- customer base ------------------------------------------------------------------
 def account(account_number: str) -> str:
     return _key(f"acct:{account_number}", "account")

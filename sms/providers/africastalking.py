@@ -26,6 +26,7 @@ from sms.client import (
     SmsError,
     transport_error,
 )
+from sms.keywords import Inbound, received
 from sms.providers import setting, timeout
 
 ACCEPTED = {100, 101, 102}  # Processed, Sent, Queued
@@ -95,6 +96,13 @@ def parse_answer(answer: object) -> SendResult:
     # A code this module does not know: the message was not reported taken; retrying is
     # the safer guess for a code Africa's Talking added since.
     raise SmsError(f"africastalking: unknown status {code} {status}", retryable=True)
+
+
+def parse_inbound(form: Mapping[str, str]) -> Inbound:
+    """An inbound SMS callback (form: from, to, text, date, id, linkId, networkCode, cost) as an
+    Inbound; MalformedInbound (sms.keywords) when it is not one. ``linkId`` (premium, on-demand
+    replies) and ``cost`` are not read: replies go out as ordinary messages through the outbox."""
+    return received("africastalking", form, message_id="id", phone="from", to="to", text="text")
 
 
 def from_config(config: Mapping[str, Any]) -> AfricasTalkingClient:

@@ -17,6 +17,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from sms.client import DEFAULT_TIMEOUT, OutgoingSms, SendResult, SmsClient, SmsError, transport_error
+from sms.keywords import Inbound, received
 from sms.providers import setting, timeout
 
 STATUS_PATH = "/sms/twilio/status"
@@ -74,6 +75,13 @@ def rest_error(status: int, code: int | None, message: str) -> SmsError:
         or status == 401
     )
     return SmsError(f"twilio: HTTP {status} code {code}: {message[:200]}", retryable=retryable)
+
+
+def parse_inbound(form: Mapping[str, str]) -> Inbound:
+    """An inbound message webhook (form: MessageSid, AccountSid, From, To, Body, NumMedia,
+    NumSegments, ...) as an Inbound; MalformedInbound (sms.keywords) when it is not one. A
+    picture's media are not read: its Body, perhaps empty, is the text."""
+    return received("twilio", form, message_id="MessageSid", phone="From", to="To", text="Body")
 
 
 def from_config(config: Mapping[str, Any]) -> TwilioClient:
