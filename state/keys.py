@@ -171,6 +171,83 @@ def bill_payment(account_number: str, reference: str) -> str:
     return _key(f"acct:{account_number}", f"bill:{reference}")
 
 
+# -- campaigns -----------------------------------------------------------------------------
+# Everything about one campaign shares the tag {campaign:CODE}: a registration (the one-per-
+# account check, the quota, the record, the counters) is one Lua script over these keys.
+def _campaign(code: str, name: str) -> str:
+    return _key(f"campaign:{code}", name)
+
+
+def campaign(code: str) -> str:
+    """Hash: the campaign's definition (JSON), its operator state (active | paused |
+    closed), when it was created, and how many numbers its allow-list holds."""
+    return _campaign(code, "campaign")
+
+
+def campaign_subjects(code: str) -> str:
+    """Hash: "a:<account>" and "m:<meter>" -> the reference of their registration (one each)."""
+    return _campaign(code, "subjects")
+
+
+def campaign_records(code: str) -> str:
+    """Hash: reference -> the registration (JSON: account, meter, phone, channel, lang, at)."""
+    return _campaign(code, "records")
+
+
+def campaign_states(code: str) -> str:
+    """Hash: reference -> pending | fulfilled | failed:<reason>."""
+    return _campaign(code, "states")
+
+
+def campaign_order(code: str) -> str:
+    """List: every reference, in the order registered (the registrations export)."""
+    return _campaign(code, "order")
+
+
+def campaign_pending(code: str) -> str:
+    """List: references waiting for their fulfilment to be claimed."""
+    return _campaign(code, "pending")
+
+
+def campaign_claimed(code: str) -> str:
+    """Sorted set: references being fulfilled, scored by when they are due again if their
+    job never finishes them (a crash, a backend down)."""
+    return _campaign(code, "claimed")
+
+
+def campaign_counters(code: str) -> str:
+    """Hash: registered, fulfilled, failed, refused:<reason>."""
+    return _campaign(code, "counters")
+
+
+def campaign_minutes(code: str) -> str:
+    """Hash: "r:<minute>" registrations and "f:<minute>" fulfilments in that minute
+    (minutes since the epoch)."""
+    return _campaign(code, "minutes")
+
+
+def campaign_allowlist(code: str) -> str:
+    """Set: the account and meter numbers the campaign is restricted to (absent: no list)."""
+    return _campaign(code, "allowlist")
+
+
+def campaign_allowlist_draft(code: str, upload: str) -> str:
+    """Set: one upload's new allow-list being written, renamed over the old one once whole
+    (each upload its own, so two at once cannot mix)."""
+    return _campaign(code, f"allowlist:draft:{upload}")
+
+
+def campaign_units(code: str) -> str:
+    """Hash: reference -> units decided for an XAF benefit on a prepaid meter (the first
+    quote wins, so a retry next month asks the vending backend for the same free issue)."""
+    return _campaign(code, "units")
+
+
+def campaigns() -> str:
+    """Set: every campaign code."""
+    return _key("campaigns", "codes")
+
+
 # -- background work ---------------------------------------------------------------------
 def background_lease(task: str) -> str:
     """String: held by the process running a periodic task's current round."""

@@ -16,7 +16,7 @@ from flask import Flask
 import app as guichet
 import sms
 from sms import outbox
-from utility import payments, vending
+from utility import campaigns, payments, vending
 from utility.payments import demo, mtn_momo, poller
 from utility.services import services
 from utility.vending.builtin import StsSettings
@@ -25,7 +25,8 @@ from utility.vending.xmlvend import XmlVendBackend
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted([ROOT / "app.py", *(path for package in ("ussd", "sms", "state", "utility")
                                      for path in (ROOT / package).rglob("*.py"))])
-PACKAGE_DEFAULTS = {"sms": sms.DEFAULTS, "utility.vending": vending.DEFAULTS, "utility.payments": payments.DEFAULTS}
+PACKAGE_DEFAULTS = {"sms": sms.DEFAULTS, "utility.vending": vending.DEFAULTS, "utility.payments": payments.DEFAULTS,
+                    "utility.campaigns": campaigns.DEFAULTS}
 SETTING = re.compile(r"[A-Z][A-Z0-9_]+")  # a configuration key: GUICHET_<SETTING>
 
 

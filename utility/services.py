@@ -17,6 +17,7 @@ from state import limits, worker
 from state.store import get_redis
 from utility import payments, vending
 from utility.billing import BillingBackend, BillRules, BuiltinBilling
+from utility.campaigns.service import Campaigns, CampaignSettings
 from utility.customers import RedisCustomerBase
 from utility.orders import OrderLimits, Orders
 from utility.payments.base import PaymentProvider, PaymentResult
@@ -34,6 +35,7 @@ class Services:
     orders: Orders
     bill_rules: BillRules = field(default_factory=BillRules)
     tz: datetime.tzinfo = datetime.UTC  # the utility's time zone: dates customers read, "overdue"
+    campaigns: Campaigns = field(kw_only=True)  # free-credit campaigns (utility.campaigns)
 
     def now(self) -> datetime.datetime:
         return datetime.datetime.now(self.tz)
@@ -71,8 +73,9 @@ def _build(app: Flask) -> Services:
     orders = Orders(client, vending_backend, billing, provider, SmsMessages(app), later, customers=customers,
                     limits=order_limits)
     rules = BillRules(overpayment=str(app.config["BILL_OVERPAYMENT"]).strip().lower())
-    return Services(customers, vending_backend, billing, provider, orders, rules,
-                    zoneinfo.ZoneInfo(str(app.config["TIMEZONE"])))
+    tz = zoneinfo.ZoneInfo(str(app.config["TIMEZONE"]))
+    campaigns = Campaigns(client, customers, tz, CampaignSettings.from_config(app.config))
+    return Services(customers, vending_backend, billing, provider, orders, rules, tz, campaigns=campaigns)
 
 
 def sweep_orders(app: Flask) -> dict[str, int]:
@@ -105,3 +108,12 @@ def init_app(app: Flask) -> None:
     worker.register_periodic(app, "payment-poller", every, lambda app: poller.poll_round(app, lease=every * 0.9),
                              lease=False)
     worker.register_periodic(app, "order-sweep", ORDER_SWEEP_EVERY, sweep_orders)
+    # Campaigns: the pump claims registrations to fulfil at the bulk share of the SMS rate
+    # and queues them on the bulk queue (one process a round); by SMS, a campaign's code is
+    # a keyword ("GRATUIT 01400000012").
+    from sms import keywords
+    from utility.campaigns import by_sms
+    from utility.campaigns import jobs as campaign_jobs
+
+    worker.register_periodic(app, "campaign-pump", campaign_jobs.PUMP_EVERY, campaign_jobs.pump)
+    keywords.register_resolver(by_sms.resolve, words=by_sms.words, usage=by_sms.USAGE)

@@ -1,0 +1,190 @@
+"""Fulfilment: each accepted registration's benefit delivered once, at the SMS provider's
+pace, whatever crashes on the way.
+
+    pump (periodic, one process a round)  claims registrations from the campaign's pending
+        list, at most the bulk share of the SMS rate per second (SMS_BULK_SHARE), and queues them
+        in small chunks on the bulk queue (state.worker.BULK_QUEUE_NAME): 200,000 pending
+        registrations are 200,000 entries of a Redis list, never 200,000 jobs, and a
+        customer's receipt (on the main queue) never waits behind them.
+    fulfil(code, references)  the job: for each registration still pending,
+        a prepaid meter: a free-issue token (vending.free_issue) and its SMS
+        (sms.receipts.free_issue_receipt);
+        an account without a meter: a credit against its balance due (billing.pay) and an SMS;
+        then pending -> fulfilled, or -> failed with the backend's reason (and an SMS saying
+        so). A backend that cannot answer now (switched off, down) gets it again later.
+
+Nothing twice: one idempotency key per registration, ``campaign:<CODE>:<reference>``, for
+the free issue (the vending backend returns the same token when asked again), the bill
+credit (billing.pay is idempotent by reference) and the SMS (the outbox sends one message
+per reference); the state moves from pending once, in a script, and is counted then.
+
+A paused or closed campaign takes no registration, but those it accepted are still
+fulfilled (to hold the credits back, switch the vending or billing backend off).
+
+Resumable: a claimed registration is due again HOLD seconds later unless finished, so the
+work of a job killed half way (a worker SIGKILLed, a lost job) is claimed again by the
+pump and done by another job, which skips what was finished and repeats nothing else.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from decimal import Decimal
+
+from flask import Flask, current_app
+
+from sms import customer_messages, outbox
+from sms.receipts import ReceiptSettings, free_issue_receipt
+from state import worker
+from utility.billing import BillingError
+from utility.campaigns.model import UNIT_OF, UTILITY_OF, Campaign, Registration
+from utility.campaigns.service import UnknownCampaign
+from utility.campaigns.texts import credit_sms, failed_sms
+from utility.customers import mask_tail
+from utility.vending.base import VendingError
+
+log = logging.getLogger(__name__)
+
+PUMP_EVERY = 1.0  # seconds between two rounds of the pump
+CHUNK = 10  # registrations per job: a job is cheap to repeat, and few jobs stand in the queue
+HOLD = 300.0  # seconds a claimed registration waits for its job before another takes it
+RETRY_AFTER = 60.0  # seconds before a registration whose backend was down is tried again
+UNTHROTTLED_PER_SECOND = 50  # fulfilments a second when SMS_RATE_PER_SECOND is 0 (no limit)
+BOOKED_AHEAD_MAX = 10.0  # seconds of bulk SMS booked ahead past which the pump waits a round
+IN_FLIGHT_ROUNDS = 30  # claimed and not finished at most: this many rounds' worth
+JOB_TIMEOUT = CHUNK * 60  # seconds: a slow vending server (XMLVend: 10 s, retried) for each
+RECEIPTS_EXTENSION = "guichet.campaigns.receipts"
+
+
+class WrongUtility(VendingError):
+    """A kWh benefit for a water meter, or m3 for an electricity meter."""
+
+    code = "wrong_utility"
+
+
+def _receipt_settings(app: Flask) -> ReceiptSettings:
+    settings: ReceiptSettings | None = app.extensions.get(RECEIPTS_EXTENSION)
+    if settings is None:
+        settings = app.extensions[RECEIPTS_EXTENSION] = customer_messages.receipt_settings(app.config)
+    return settings
+
+
+def per_round(app: Flask) -> int:
+    """Fulfilments the pump hands out per round: the bulk share of the SMS rate (each
+    fulfilment is one bulk SMS, sms.outbox SMS_BULK_SHARE)."""
+    sms = outbox.settings_of(app)
+    per_second = sms.rate_per_second * sms.bulk_share if sms.rate_per_second > 0 else UNTHROTTLED_PER_SECOND
+    return max(1, int(per_second * PUMP_EVERY))
+
+
+def pump(app: Flask, now: float | None = None) -> int:
+    """One round: claim what may be fulfilled now across every campaign and queue it on the
+    bulk queue; how many were queued. Campaigns take turns at the head of the round, so
+    one campaign's backlog does not starve another's."""
+    from utility.services import services
+
+    now = time.time() if now is None else now
+    if outbox.bulk_booked_ahead(app) > BOOKED_AHEAD_MAX:
+        return 0  # the bulk line is long already (a broadcast, a slow provider): let it drain
+    campaigns = services(app).campaigns
+    budget = per_round(app)
+    in_flight = budget * IN_FLIGHT_ROUNDS
+    known = campaigns.cached()
+    if not known:
+        return 0
+    turn = int(now / PUMP_EVERY) % len(known)
+    queue = worker.queue(app, worker.BULK_QUEUE_NAME)
+    queued = 0
+    for campaign in known[turn:] + known[:turn]:
+        if queued >= budget:
+            break
+        references = campaigns.claim(campaign.code, budget - queued, in_flight, HOLD, now=now)
+        for start in range(0, len(references), CHUNK):
+            # Claimed before queued: if queueing fails, the claims fall due and come back.
+            queue.enqueue(fulfil, campaign.code, references[start : start + CHUNK], job_timeout=JOB_TIMEOUT)
+        queued += len(references)
+    if queued:
+        log.info("campaign pump: %d fulfilment(s) queued", queued)
+    return queued
+
+
+def fulfil(code: str, references: list[str]) -> dict[str, int]:
+    """The job: fulfil these registrations of campaign ``code``; what came of them."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    outcomes: collections.Counter[str] = collections.Counter()
+    for reference in references:
+        outcomes[fulfil_one(app, code, reference)] += 1
+    return dict(outcomes)
+
+
+def fulfil_one(app: Flask, code: str, reference: str) -> str:
+    """Deliver one registration's benefit if it is still pending: "fulfilled", "failed",
+    "retry" (a backend could not serve it now), or the state it was already in."""
+    from utility.services import services
+
+    svc = services(app)
+    campaigns = svc.campaigns
+    registration = campaigns.registration(code, reference)
+    if registration is None:
+        log.warning("campaign %s: no registration %s", code, reference)
+        return "missing"
+    if registration.state != "pending":
+        campaigns.finish(code, reference)  # changes nothing but the claim
+        return registration.state
+    campaign = campaigns.lookup(code) or campaigns.get(code)
+    if campaign is None:
+        raise UnknownCampaign(code)
+    key = f"campaign:{code}:{reference}"  # the idempotency key of everything below
+    try:
+        try:
+            body = _deliver(app, campaign, registration, key)
+        except (VendingError, BillingError) as exc:
+            if exc.retryable:
+                campaigns.retry_later(code, reference, RETRY_AFTER)
+                log.warning("campaign %s %s: %s, again in %.0f s", code, reference, exc.code, RETRY_AFTER)
+                return "retry"
+            # The SMS before the state: a crash in between repeats the (idempotent) SMS only.
+            outbox.send(app, registration.phone, failed_sms(registration.lang, code, reference, registration.account,
+                                                            registration.meter, _receipt_settings(app).support),
+                        reference=f"{key}:failed", kind="campaign")
+            campaigns.finish(code, reference, reason=exc.code)
+            log.warning("campaign %s %s failed for %s: %s", code, reference,
+                        mask_tail(registration.meter or registration.account), exc.code)
+            return "failed"
+        outbox.send(app, registration.phone, body, reference=key, kind="campaign")
+        campaigns.finish(code, reference)
+        return "fulfilled"
+    except Exception:
+        # Anything else (a bug, Redis away): this registration comes back after HOLD; the
+        # rest of the chunk goes on. If Redis is away this raises too, and the worker's
+        # own retry runs the job again.
+        log.exception("campaign %s %s: fulfilment failed unexpectedly, tried again later", code, reference)
+        campaigns.retry_later(code, reference, RETRY_AFTER)
+        return "retry"
+
+
+def _deliver(app: Flask, campaign: Campaign, registration: Registration, key: str) -> str:
+    """Make the credit (idempotent by ``key``) and return the SMS that tells of it."""
+    from utility.services import services
+
+    svc = services(app)
+    benefit = campaign.benefit
+    if registration.meter:
+        meter = registration.meter
+        if benefit.units:
+            info = svc.vending.confirm(meter)
+            if info.utility != UTILITY_OF[benefit.kind]:
+                raise WrongUtility(f"a {UNIT_OF[benefit.kind]} benefit for a {info.utility} meter")
+            units = benefit.amount
+        else:
+            # What the money buys on this meter, decided once: a retry next month (other
+            # tariff bands) must ask for the very same free issue.
+            def quoted() -> Decimal:
+                return svc.vending.quote(meter, int(benefit.amount)).units
+
+            units = svc.campaigns.units_for(campaign.code, registration.reference, quoted)
+        vend = svc.vending.free_issue(meter, units, key)
+        return free_issue_receipt(registration.lang, registration.reference, vend, _receipt_settings(app))
+    payment = svc.billing.pay(registration.account, int(benefit.amount), key)
+    return credit_sms(registration.lang, campaign.code, registration.reference, payment)
