@@ -72,7 +72,12 @@ class Wire:
 
 
 @pytest.fixture
-def wire(redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Wire:
+def wire(app, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Wire:
+    from utility.services import services
+
+    # This process's copy of the campaigns exists before counting: it is read again every
+    # few seconds (utility.campaigns.service.CACHE_SECONDS), not on each hop.
+    services(app).campaigns.active()
     recorder = Wire()
     connection_class = redis_client.connection_pool.connection_class
     original = connection_class.send_packed_command

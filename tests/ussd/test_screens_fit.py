@@ -26,7 +26,7 @@ ALL_HINTS = sorted({key for lang in languages() for key in catalogue(lang) if ke
 # Menus and lists refuse with these; input screens with whatever their check says.
 CHOICE_HINTS = ["hint.choice", "hint.no_more", "hint.at_home"]
 # Services that answer every option's question with "offer it" (the worst case: all offered).
-WORST_SERVICES: Any = SimpleNamespace()
+WORST_SERVICES: Any = SimpleNamespace(campaigns=SimpleNamespace(active=lambda now=None: ["a campaign"]))
 WORST_CONTEXT = Context(utility="Societe Nationale d'Electricite", service_code="*384*1234*99#",
                         today=datetime.date(2027, 1, 1), services=WORST_SERVICES,
                         banner="B" * 300)  # every due date past: overdue
@@ -58,6 +58,8 @@ def sessions_for(state: str, lang: str):
     spec = SCREENS[state]
     if spec.accept is not None:
         hints = ["", *sorted(hints_of(spec.accept)), *CHOICE_HINTS]
+    elif spec.kind == "end":
+        hints = [""]  # nothing is typed on an END screen: no hint ever stands above it
     else:
         hints = ["", *CHOICE_HINTS, *spec.pick_hints]
     notices = ["", "language.saved"] if state == "main" else [""]  # notices only ever stand on the main menu
