@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     # Admission control (ussd.admission): past either bound, a new dialogue gets a polite END.
     "ADMISSION_MAX_IN_FLIGHT": 0,  # hops in flight per serving process; 0: no bound
     "ADMISSION_LATENCY": 1.0,  # seconds of recent hop time per serving process; 0: no bound
+    "SMS_SHORT_CODE": None,  # the number customers text (keywords, campaigns): told to them when USSD is saturated
     "SERVICE_CODES": (),  # codes after which dial-string segments are shortcuts, e.g. ["*384#"]; unset: the posted code is whole
     "DEMO_CUSTOMERS": 500,  # customers seeded on the embedded store by `guichet serve`
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # admin CSV uploads; USSD has its own 4 KB cap

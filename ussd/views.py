@@ -111,8 +111,18 @@ def hop(gateway: str) -> Response:
 
 def busy_text() -> str:
     """What a dialogue turned away by admission control reads: in the default language
-    (reading the phone's would cost the round trip the service cannot spare)."""
-    return text(str(current_app.config["DEFAULT_LANGUAGE"]), "end.saturated")
+    (reading the phone's would cost the round trip the service cannot spare), with the way
+    to register by SMS while a campaign is open (the campaigns' in-process copy)."""
+    lang = str(current_app.config["DEFAULT_LANGUAGE"])
+    short_code = current_app.config.get("SMS_SHORT_CODE")
+    if short_code:
+        try:
+            open_now = services().campaigns.active()
+        except redis.RedisError:
+            open_now = []
+        if open_now:
+            return text(lang, "end.saturated_sms", code=open_now[0].code, short_code=short_code)
+    return text(lang, "end.saturated")
 
 
 @bp.post("/africastalking/events")

@@ -54,3 +54,27 @@ def test_a_saturated_service_answers_a_new_dial_with_a_polite_end(app, client, c
     assert newcomer.status == 200 and newcomer.ended
     assert newcomer.screen == "Service très demandé en ce moment. Merci de rappeler dans quelques minutes."
     assert first.send("3").screen.startswith("Mon compte:")  # the dialogue under way goes on
+
+
+def test_while_a_campaign_is_open_the_turned_away_are_told_how_to_register_by_sms(app, client, customers):
+    from tests.ussd.test_campaigns import open_campaign
+
+    app.config["SMS_SHORT_CODE"] = "8080"
+    open_campaign(app)
+    app.extensions[ADMISSION] = Admission(latency_bound=1e-9)
+    Phone(client, ONE_METER).dial()
+    newcomer = Phone(client, SEVERAL).dial()
+    assert newcomer.ended and newcomer.screen == (
+        "Service très demandé en ce moment. Rappelez dans quelques minutes, ou envoyez par SMS GRATUIT suivi du "
+        "numéro de compteur au 8080.")
+
+
+def test_the_turned_away_screens_fit_with_the_longest_code_and_number():
+    from sms.gsm import screen_size
+    from ussd.catalogue import languages, text
+
+    for lang in languages():
+        for said in (text(lang, "end.saturated"),
+                     text(lang, "end.saturated_sms", code="ABCDEFGHIJKL", short_code="+237690000000")):
+            length, limit = screen_size(said)
+            assert length <= limit, (lang, said)
