@@ -210,3 +210,24 @@ def test_a_resume_point_is_deleted_once_the_flow_it_marks_is_left(client, custom
     assert redis_client.exists(keys.resume_point(ONE_METER))
     phone.send("00")  # home: nothing left to resume
     assert not redis_client.exists(keys.resume_point(ONE_METER))
+
+
+def test_a_free_credit_registration_costs_four_round_trips_at_most(app, client, customers, wire):
+    """dial -> 4 -> 1: the caller's accounts are read on the second hop; the third registers
+    the one picked (the script), journals it and saves, without reading the account again."""
+    from tests.ussd.test_campaigns import open_campaign
+    from utility.services import services
+
+    open_campaign(app)
+    services(app).campaigns.active()  # this process's copy holds the new campaign: no read below
+    Phone(client, SEVERAL).dial().send("4").send("1")  # Redis has the registration script since
+    phone = Phone(client, ONE_METER).dial()
+    with wire.hop() as targets:
+        phone.send("4")
+    assert phone.screen.startswith("Pour quel compteur ou compte?")
+    with wire.hop() as verdict:
+        phone.send("1")
+    assert phone.ended and "recue" in phone.screen
+    assert len(targets) <= 4, shown(targets)  # lock, the phone's accounts (members, then each), save
+    assert len(verdict) <= 4, shown(verdict)  # lock, the registration script, the journal, save
+    assert not any("HGETALL" in names(trip) for trip in verdict), shown(verdict)

@@ -7,6 +7,7 @@ the credit comes, or why not.
 """
 from __future__ import annotations
 
+import datetime
 from typing import TYPE_CHECKING, Any
 
 from transitions import EventData
@@ -17,6 +18,7 @@ from ussd.catalogue import text
 from ussd.screens import NAME_WIDTH, Context, Option, ScreenSpec, account_item, visit_of
 from utility.campaigns.service import UnknownCampaign
 from utility.campaigns.texts import verdict_text
+from utility.customers import Account
 
 if TYPE_CHECKING:
     from ussd.menu import Visit
@@ -88,7 +90,11 @@ def has_targets(event: EventData) -> bool:
 def register_picked(event: EventData) -> None:
     visit = visit_of(event)
     target = visit.session.data["targets"][event.kwargs["target_index"]]
-    visit.refusal = _register(visit, target["meter"] or target["number"])
+    # Read from the customer base on the hop before: the service need not read it again.
+    account = Account(target["number"], target["meter"], target["name"], visit.session.phone, target["region"],
+                      target["tariff"], int(target["balance"]),
+                      datetime.date.fromisoformat(target["due"]) if target["due"] else None)
+    visit.refusal = _register(visit, target["meter"] or target["number"], account)
 
 
 def registered(event: EventData) -> bool:
@@ -101,13 +107,13 @@ def accept_number(visit: Visit, value: str) -> str | None:
     return _register(visit, value)
 
 
-def _register(visit: Visit, number: str) -> str | None:
+def _register(visit: Visit, number: str, account: Account | None = None) -> str | None:
     """Register ``number`` for the session's campaign; the verdict's text is kept for the
     END screen, or the hint returned when the number should be typed again."""
     session = visit.session
     try:
         verdict = visit.services.campaigns.register(session.data["campaign"], number, session.phone, "ussd",
-                                                    session.lang)
+                                                    session.lang, account=account)
     except UnknownCampaign:  # removed while the customer was choosing
         session.data["verdict"] = text(session.lang, "campaigns.none")
         return None
@@ -148,9 +154,11 @@ WORST_VERDICT = "V" * 160  # the campaigns' texts are one SMS long at most (test
 WORST: dict[str, Any] = {
     "campaigns_open": [{"code": "ABCDEFGHIJKL", "names": {"fr": "N" * 60, "en": "N" * 60}}] * 12,
     "campaign": "ABCDEFGHIJKL",
-    "targets": [{"number": "ABCDEFGHIJKLMNOPQRS9", "meter": "0123456789012"}] * MAX_TARGETS,
+    "targets": [{"number": "ABCDEFGHIJKLMNOPQRS9", "meter": "0123456789012", "name": "N", "tariff": "prepaid",
+                 "region": "Centre", "balance": 0, "due": ""}] * MAX_TARGETS,
     "verdict": WORST_VERDICT,
 }
 VARIANTS: list[dict[str, Any]] = [
-    {"targets": [{"number": "ABCDEFGHIJKLMNOPQRS9", "meter": ""}] * MAX_TARGETS},
+    {"targets": [{"number": "ABCDEFGHIJKLMNOPQRS9", "meter": "", "name": "N", "tariff": "postpaid", "region": "Centre",
+                  "balance": 0, "due": ""}] * MAX_TARGETS},
 ]

@@ -433,12 +433,16 @@ class Campaigns:
 
     # -- registering --------------------------------------------------------------------------
     def register(
-        self, code: str, number: str, phone: str, channel: str, lang: str, now: datetime.datetime | None = None
+        self, code: str, number: str, phone: str, channel: str, lang: str, now: datetime.datetime | None = None,
+        account: Account | None = None,
     ) -> Verdict:
         """Register the meter or account ``number`` (as the customer typed or picked it) for
         the campaign ``code``, asked by ``phone`` (E.164) through ``channel`` (ussd | sms) in
         ``lang``. Accepted, or refused with one reason (model.REASONS); texts.verdict_text
-        says it. UnknownCampaign when no campaign has this code."""
+        says it. UnknownCampaign when no campaign has this code.
+
+        ``account``: the account ``number`` names, when the caller read it from the customer
+        base a moment ago (a USSD list of the caller's accounts): two round trips saved."""
         if not is_e164(phone):
             raise ValueError(f"not an E.164 phone number: {mask_tail(phone)}")
         if channel not in CHANNELS:
@@ -448,7 +452,8 @@ class Campaigns:
             raise UnknownCampaign(code)
         now = (now or self.now()).astimezone(self.tz)
         code = campaign.code
-        matches = self._accounts(number, phone)
+        known = account is not None and number in (account.meter_number, account.account_number)
+        matches = [account] if known and account is not None else self._accounts(number, phone)
         if len(matches) != 1:
             # Nothing to register: what the campaign's own state says comes first (typing
             # again is no use while it is closed), else what was wrong with the number.
