@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from state import journal, keys, locks
@@ -72,7 +72,7 @@ class ResumePoint:
     data: dict[str, Any]
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps(vars(self), separators=(",", ":"))  # as Session.to_json: no deep copy
 
     @classmethod
     def from_json(cls, raw: str) -> ResumePoint:
