@@ -33,8 +33,10 @@ seconds, started by the first delivery (and by `guichet sms sweep`).
 
 Queues and the send rate. One slot every 1/GUICHET_SMS_RATE_PER_SECOND across every
 worker (`reserve_slot`). Tokens and receipts (PRIORITY_KINDS) book the next free slot
-however far ahead; other messages (a resend, a keyword's reply) only within
-NORMAL_MAX_AHEAD; all of them are delivered from the receipts queue (state.worker.QUEUE_NAME).
+however far ahead; other messages (a resend, a keyword's reply) wait in a line of their own
+(a GCRA at the provider's rate, their place kept, so thousands of replies wake each once,
+when due) and then take a provider slot only if it is free at that instant; all of them are
+delivered from the receipts queue (state.worker.QUEUE_NAME), never napping in its worker.
 Bulk messages (BULK_KINDS: campaigns, broadcasts) are delivered from the bulk queue, by
 workers of their own, and take their turn twice: first a slot of their own share of the
 rate (GUICHET_SMS_BULK_SHARE x the rate, a second GCRA, booked however far ahead: 200,000
@@ -318,11 +320,9 @@ return tostring(tat - now)
 
 # Tokens and receipts: what a customer who just paid is waiting for. They book the
 # provider's next free slot however far ahead it is; everything else (a resend, a
-# keyword's reply) books only slots within NORMAL_MAX_AHEAD, and bulk messages only a
-# slot free at that instant, so a flood of those never stands between a customer and
-# the token just paid for.
+# keyword's reply, bulk) takes only a slot free at that instant once its line's turn
+# comes, so a flood of those never stands between a customer and the token just paid for.
 PRIORITY_KINDS = frozenset({"receipt", "payment_received", "payment_failed", "fulfilment_failed"})
-NORMAL_MAX_AHEAD = 1.0  # seconds of booked sends a non-priority message may queue behind
 PRIORITY_NAP = 0.25  # a token or receipt whose slot is the next one, this close, waits in its worker
 # Campaign news and broadcasts: delivered from the bulk queue, within their share of the rate.
 BULK_KINDS = frozenset({"campaign", "broadcast"})
@@ -339,12 +339,13 @@ def queue_of(kind: str) -> str:
 
 def reserve_slot(
     client: TextRedis, provider: str, rate_per_second: float, now: float, max_ahead: float = float("inf"),
-    *, bulk: bool = False,
+    *, bulk: bool = False, normal: bool = False,
 ) -> float:
     """Reserve the provider's next send slot; seconds to wait for it (0: go now).
 
     One slot every 1/rate seconds across every worker (a GCRA on keys.sms_rate; with
-    ``bulk``, on keys.sms_bulk_rate, the bulk messages' own share). A message that must
+    ``bulk``, on keys.sms_bulk_rate, the bulk messages' own share; with ``normal``, on
+    keys.sms_normal_rate, the line other messages wait in). A message that must
     wait keeps its slot, so a backlog drains at exactly the rate instead of every waiting
     job retrying at once. When the next slot is more than ``max_ahead`` seconds away
     nothing is booked and the answer is negative: minus the seconds until a slot comes
@@ -352,7 +353,7 @@ def reserve_slot(
     """
     if rate_per_second <= 0:
         return 0.0
-    key = keys.sms_bulk_rate(provider) if bulk else keys.sms_rate(provider)
+    key = keys.sms_bulk_rate(provider) if bulk else keys.sms_normal_rate(provider) if normal else keys.sms_rate(provider)
     ahead = repr(min(max_ahead, 1e12))  # Lua's tonumber does not read "inf" everywhere
     return float(client.eval(_RESERVE_SLOT, 1, key, repr(now), repr(1.0 / rate_per_second), ahead))
 
@@ -382,6 +383,25 @@ def _bulk_turn(r: TextRedis, settings: Settings, reserved: bool) -> float:
         pause(wait)
         budget -= wait
     return BULK_NAP  # the provider stayed busy (receipts, resends): later
+
+
+def _normal_turn(r: TextRedis, settings: Settings, reserved: bool) -> float:
+    """A resend's or a keyword reply's turn: 0 once it holds a provider slot free right
+    now; else the seconds until it should look again, its place in line kept meanwhile.
+
+    First its slot in the normal line (unless ``reserved``: booked by an earlier run),
+    however far ahead, so a backlog of thousands of replies wakes each one once, when its
+    turn is due, instead of all of them every second (which cost a core in the campaign
+    bench). Then a provider slot, taken only if free at this instant: like bulk, it never
+    books one ahead of a receipt. It never naps: this runs in the receipts' worker."""
+    if not reserved:
+        wait = reserve_slot(r, settings.provider, settings.rate_per_second, clock(), normal=True)
+        if wait > 0:
+            return wait
+    wait = -reserve_slot(r, settings.provider, settings.rate_per_second, clock(), max_ahead=0.0)
+    if wait <= 0:
+        return 0.0
+    return max(wait, 1.0 / settings.rate_per_second)  # the provider is busy (receipts, bulk): its next slot
 
 
 def bulk_booked_ahead(app: Flask | None = None) -> float:
@@ -419,22 +439,22 @@ def deliver(message_id: str, reserved: bool = False) -> str:
         # a provider slot ahead).
         wait = _bulk_turn(r, settings, reserved)
         now = clock()  # it may have napped
+    elif message.kind not in PRIORITY_KINDS:
+        wait = _normal_turn(r, settings, reserved) if settings.rate_per_second > 0 else 0.0
     elif not reserved:
-        priority = message.kind in PRIORITY_KINDS
-        wait = reserve_slot(r, settings.provider, settings.rate_per_second, now,
-                            float("inf") if priority else NORMAL_MAX_AHEAD)
-        if priority and 0 < wait <= min(1.0 / settings.rate_per_second, PRIORITY_NAP):
+        wait = reserve_slot(r, settings.provider, settings.rate_per_second, now)
+        if 0 < wait <= min(1.0 / settings.rate_per_second, PRIORITY_NAP):
             # The next slot (a bulk send, or the receipt before it, is using this one): waited
             # for here, since rq's scheduler would add up to a second to it. One short slot
             # at most, so the worker still sends at the full rate.
             pause(wait)
             wait, now = 0.0, clock()
     if wait:
-        # > 0: the slot booked is that far ahead; < 0: nothing booked (behind the
-        # priority messages), look again once a slot is within reach.
+        # The slot booked (its place in its line, or a receipt's provider slot) is that far
+        # ahead: look again then, the booking kept (``reserved``).
         r.hset(keys.sms_message(message_id), "next_attempt_at", _stamp(now + abs(wait)))
         worker.queue(app, queue_of(message.kind)).enqueue_in(
-            datetime.timedelta(seconds=abs(wait)), deliver, message_id, wait > 0)
+            datetime.timedelta(seconds=abs(wait)), deliver, message_id, True)
         log.debug("sms %s waits %.2f s for its %s slot", message_id, abs(wait), settings.provider)
         return "deferred"
 

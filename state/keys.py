@@ -118,6 +118,11 @@ def sms_rate(provider: str) -> str:
     return _key(f"smsrate:{provider}", "window")
 
 
+def sms_normal_rate(provider: str) -> str:
+    """The line resends and keyword replies wait in (their place kept, at the provider's rate)."""
+    return _key(f"smsrate:{provider}", "normal-window")
+
+
 def sms_bulk_rate(provider: str) -> str:
     """Bulk messages' (campaigns, broadcasts) own share of the provider's send rate."""
     return _key(f"smsrate:{provider}", "bulk-window")
