@@ -29,3 +29,24 @@ def test_peer_bench_serves_the_two_floors_and_guichet_and_prints_the_ratios(tmp_
     [round_one] = [json.loads(line) for line in figures.read_text().splitlines()]
     assert all(round_one[name]["hops"] > 0 and round_one[name]["errors"] == 0
                for name in ("bare floor", "redis floor", "guichet")), round_one
+
+
+def test_campaign_bench_registers_a_small_population_exactly(tmp_path):
+    # 300 registrants, 30 of them by SMS, for 250 places: every count is checked by the bench
+    # itself (exit 1 otherwise); the timing targets are set out of reach of a slow machine.
+    figures = tmp_path / "campaign.json"
+    done = subprocess.run([sys.executable, "bench/campaign.py", "--customers", "300", "--concurrency", "20",
+                           "--procs", "2", "--quota", "250", "--sms-share", "0.1", "--settle", "60",
+                           "--wall-target", "3600", "--p99-target", "60000", "--json", str(figures)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "SMS verdicts   30 of 30 SMS registrants answered by SMS" in done.stdout, done.stdout
+    assert "admin API      registered 250, refusals {'quota': 50}, remaining quota 0" in done.stdout, done.stdout
+    assert "export         250 rows, 250 distinct references, 250 distinct meters" in done.stdout, done.stdout
+    assert "targets        met" in done.stdout
+    run = json.loads(figures.read_text())
+    assert run["verdicts"] == {"accepted": 250, "quota": 50} and run["untold"] == 0, run
+    assert (run["registered"], run["distinct_accepted_verdicts"], run["export_distinct_references"]) == (250, 250, 250)
+    assert run["refusals"] == {"quota": 50} and run["sms_verdicts"] == 30, run
+    assert run["hops"] == 270 * 3 and run["sms_callbacks"] == 30, run  # each USSD registrant: dial, choice, verdict
+    assert run["not_200"] == {} and run["failed"] == {} and run["gave_up"] == 0, run
