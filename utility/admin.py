@@ -69,6 +69,14 @@ def audit_detail(detail: str) -> None:
     g.audit_detail = detail
 
 
+def refused_file(exc: customer_csv.FileRefused, said: str = "refused: ") -> tuple[Response, int]:
+    """422 with every line's reason (a customer file, an allow-list), audited as ``said``
+    and the counts."""
+    # Counts only: the reasons quote customers' data, which the audit need not keep.
+    audit_detail(f"{said}{len(exc.errors) + exc.more} bad line(s), the first on line {exc.errors[0].line}")
+    return jsonify(errors=[{"line": e.line, "error": e.error} for e in exc.errors], more=exc.more), 422
+
+
 @bp.post("/customers")
 @require_admin
 def import_customers() -> tuple[Response, int]:
@@ -82,10 +90,7 @@ def import_customers() -> tuple[Response, int]:
     try:
         accounts = customer_csv.parse_customers(customer_csv.decode(request.get_data(cache=False)))
     except customer_csv.CustomerFileError as exc:
-        # Counts only: the reasons quote customers' data, which the audit need not keep.
-        audit_detail(f"refused: {len(exc.errors) + exc.more} bad line(s), the first on line {exc.errors[0].line}")
-        errors = [{"line": error.line, "error": error.error} for error in exc.errors]
-        return jsonify(errors=errors, more=exc.more), 422
+        return refused_file(exc)
     result = RedisCustomerBase(get_redis()).upsert(accounts)
     audit_detail(f"imported {result.imported}, updated {result.updated}")
     return jsonify(imported=result.imported, updated=result.updated), 200

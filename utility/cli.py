@@ -1,14 +1,15 @@
 """`guichet customers import FILE` and `guichet demo seed`: load a customer base into Redis."""
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from state.store import get_store
+from state.store import Store, get_store
 from utility import customer_csv, demo
+from utility.customer_csv import FileRefused
 from utility.customers import ImportResult, RedisCustomerBase
 
 EMBEDDED_REFUSAL = (
@@ -41,12 +42,7 @@ def import_customers(file: BinaryIO) -> None:
     try:
         accounts = customer_csv.parse_customers(customer_csv.decode(file.read()))
     except customer_csv.CustomerFileError as exc:
-        for error in exc.errors:
-            click.echo(str(error), err=True)
-        if exc.more:
-            click.echo(f"... and {exc.more} more bad lines", err=True)
-        click.echo(f"{file.name}: refused, nothing was imported", err=True)
-        raise click.exceptions.Exit(1) from exc
+        echo_refused(exc, file.name, "nothing was imported")
     _echo_result(base.upsert(accounts))
 
 
@@ -67,12 +63,28 @@ def seed(count: int) -> None:
         click.echo(f"  {phone}  {what}")
 
 
-def _shared_base() -> RedisCustomerBase:
+def shared_store(refusal: str = EMBEDDED_REFUSAL) -> Store:
+    """The Redis the server uses; a command that would write to an embedded store (gone when
+    the command ends, never seen by `guichet serve`) stops with ``refusal`` instead."""
     store = get_store()
     if store.embedded:
-        click.echo(EMBEDDED_REFUSAL, err=True)
+        click.echo(refusal, err=True)
         raise click.exceptions.Exit(2)
-    return RedisCustomerBase(store.data)
+    return store
+
+
+def echo_refused(exc: FileRefused, name: str, outcome: str) -> NoReturn:
+    """Report a file refused line by line, then what it means (``outcome``), and exit 1."""
+    for error in exc.errors:
+        click.echo(str(error), err=True)
+    if exc.more:
+        click.echo(f"... and {exc.more} more bad lines", err=True)
+    click.echo(f"{name}: refused, {outcome}", err=True)
+    raise click.exceptions.Exit(1) from exc
+
+
+def _shared_base() -> RedisCustomerBase:
+    return RedisCustomerBase(shared_store().data)
 
 
 def _echo_result(result: ImportResult) -> None:

@@ -56,13 +56,23 @@ class LineError:
         return f"line {self.line}: {self.error}"
 
 
-class CustomerFileError(Exception):
-    """The file was refused: ``errors`` (the first MAX_REPORTED_ERRORS) and ``more`` beyond them."""
+class FileRefused(ValueError):
+    """A file an operator uploaded, refused whole: ``errors`` (the first MAX_REPORTED_ERRORS,
+    each with its line) and ``more`` beyond them. The CLI (utility.cli.echo_refused) and the
+    admin API (utility.admin.refused_file) report every such file the same way."""
+
+    what = "the file"
 
     def __init__(self, errors: list[LineError], more: int = 0) -> None:
         self.errors = errors
         self.more = more
-        super().__init__(f"{len(errors) + more} bad line(s) in the customer file; first: {errors[0]}")
+        super().__init__(f"{len(errors) + more} bad line(s) in {self.what}; first: {errors[0]}")
+
+
+class CustomerFileError(FileRefused):
+    """The customer file was refused."""
+
+    what = "the customer file"
 
 
 def decode(data: bytes) -> str:

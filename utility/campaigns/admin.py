@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Flask, Response, jsonify, request, stream_with_context
 
-from utility.admin import audit_detail, require_admin
+from utility.admin import audit_detail, refused_file, require_admin
 from utility.campaigns.model import DefinitionError
 from utility.campaigns.service import (
     AllowlistError,
@@ -118,10 +118,7 @@ def allowlist(code: str) -> tuple[Response, int]:
     except UnknownCampaign:
         return _unknown(code)
     except AllowlistError as exc:
-        # Counts only: the reasons quote customers' numbers, which the audit need not keep.
-        audit_detail(f"{code}: refused, {len(exc.errors) + exc.more} bad line(s), the first on line "
-                     f"{exc.errors[0].line}")
-        return jsonify(errors=[{"line": e.line, "error": e.error} for e in exc.errors], more=exc.more), 422
+        return refused_file(exc, f"{code}: refused, ")
     audit_detail(f"{code}: allow-list of {count}")
     return jsonify(campaign=code, allowlist=count), 200
 

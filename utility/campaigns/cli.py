@@ -8,7 +8,6 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from state.store import get_store
 from utility.campaigns.model import DefinitionError
 from utility.campaigns.service import (
     AllowlistError,
@@ -17,6 +16,7 @@ from utility.campaigns.service import (
     StateConflict,
     UnknownCampaign,
 )
+from utility.cli import echo_refused, shared_store
 
 EMBEDDED_REFUSAL = (
     "REDIS_URL is not set, so this command would work on an embedded store that lives only\n"
@@ -33,9 +33,7 @@ def init_app(app: Flask) -> None:
 
 
 def _campaigns() -> Campaigns:
-    if get_store().embedded:
-        click.echo(EMBEDDED_REFUSAL, err=True)
-        raise click.exceptions.Exit(2)
+    shared_store(EMBEDDED_REFUSAL)
     from utility.services import services
 
     return services().campaigns
@@ -138,10 +136,5 @@ def allowlist(code: str, file: BinaryIO) -> None:
         click.echo(f"no campaign {code.upper()}", err=True)
         raise click.exceptions.Exit(1) from exc
     except AllowlistError as exc:
-        for error in exc.errors:
-            click.echo(str(error), err=True)
-        if exc.more:
-            click.echo(f"... and {exc.more} more bad lines", err=True)
-        click.echo(f"{file.name}: refused, the allow-list is unchanged", err=True)
-        raise click.exceptions.Exit(1) from exc
+        echo_refused(exc, file.name, "the allow-list is unchanged")
     click.echo(f"{code.upper()}: allow-list of {count}")

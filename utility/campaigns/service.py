@@ -46,7 +46,7 @@ from utility.campaigns.model import (
     stored,
 )
 from utility.campaigns.texts import LANGUAGES
-from utility.customer_csv import MAX_REPORTED_ERRORS, LineError
+from utility.customer_csv import MAX_REPORTED_ERRORS, FileRefused, LineError
 from utility.customers import Account, RedisCustomerBase, mask_tail
 from utility.meters import is_valid_meter
 from utility.orders import new_reference
@@ -81,13 +81,10 @@ class StateConflict(Exception):
         super().__init__(f"campaign {code} is {state}: it cannot be {wanted}")
 
 
-class AllowlistError(ValueError):
-    """An allow-list file refused whole: ``errors`` (the first MAX_REPORTED_ERRORS) and ``more``."""
+class AllowlistError(FileRefused):
+    """An allow-list file refused whole."""
 
-    def __init__(self, errors: list[LineError], more: int = 0) -> None:
-        self.errors = errors
-        self.more = more
-        super().__init__(f"{len(errors) + more} bad line(s) in the allow-list; first: {errors[0]}")
+    what = "the allow-list"
 
 
 @dataclass(frozen=True)
