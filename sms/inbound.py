@@ -23,8 +23,10 @@ a keywords.Inbound; sms.keywords finds the keyword and its reply. The rest is th
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -108,18 +110,27 @@ def _kept_reply(stored: str | None) -> str | None:
     return reply if isinstance(reply, str) else None
 
 
-@bp.post("/africastalking/inbound")
-def africastalking_inbound() -> Response:
+def _received(provider: str, refusal: Callable[[], Response | None]) -> Inbound | Response:
+    """The message of this request, parsed by its provider; or the answer refusing it (a
+    body too big, a callback not from the provider, a malformed one)."""
     if (request.content_length or 0) > MAX_BODY:
         return _plain(f"body over {MAX_BODY} octets", 400)
-    if (refused := views.africastalking_refusal()) is not None:
+    if (refused := refusal()) is not None:
         return refused
-    from sms.providers import africastalking  # here: a deployment loads an SDK only when it uses it
-
+    # Imported here: a deployment loads a provider's SDK only when it uses it.
+    parse = importlib.import_module(f"sms.providers.{provider}").parse_inbound
     try:
-        message = africastalking.parse_inbound(request.form)
+        message: Inbound = parse(request.form)
     except MalformedInbound as exc:
         return _plain(str(exc), 400)
+    return message
+
+
+@bp.post("/africastalking/inbound")
+def africastalking_inbound() -> Response:
+    message = _received("africastalking", views.africastalking_refusal)
+    if isinstance(message, Response):
+        return message
     try:
         handled = handle(message)
         if handled.reply is not None:
@@ -134,16 +145,9 @@ def africastalking_inbound() -> Response:
 
 @bp.post("/twilio/inbound")
 def twilio_inbound() -> Response:
-    if (request.content_length or 0) > MAX_BODY:
-        return _plain(f"body over {MAX_BODY} octets", 400)
-    if (refused := views.twilio_refusal(required=True)) is not None:
-        return refused
-    from sms.providers import twilio
-
-    try:
-        message = twilio.parse_inbound(request.form)
-    except MalformedInbound as exc:
-        return _plain(str(exc), 400)
+    message = _received("twilio", lambda: views.twilio_refusal(required=True))
+    if isinstance(message, Response):
+        return message
     try:
         reply = handle(message).reply
     except redis.RedisError:
