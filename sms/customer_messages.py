@@ -56,10 +56,22 @@ def startup_problems(config: Mapping[str, Any]) -> list[str]:
     return []
 
 
+SETTINGS_EXTENSION = "guichet.sms.receipt_settings"
+
+
+def settings_of(app: Flask) -> receipts.ReceiptSettings:
+    """The app's receipt settings, parsed once: for the order pipeline's messages and the
+    campaigns' alike."""
+    settings: receipts.ReceiptSettings | None = app.extensions.get(SETTINGS_EXTENSION)
+    if settings is None:
+        settings = app.extensions[SETTINGS_EXTENSION] = receipt_settings(app.config)
+    return settings
+
+
 class SmsMessages:
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.settings = receipt_settings(app.config)
+        self.settings = settings_of(app)
 
     def tell(self, order: Order, what: str) -> None:
         body, *details = self.compose(order, what)

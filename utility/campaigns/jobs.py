@@ -35,7 +35,7 @@ from decimal import Decimal
 from flask import Flask, current_app
 
 from sms import customer_messages, outbox
-from sms.receipts import ReceiptSettings, free_issue_receipt
+from sms.receipts import free_issue_receipt
 from state import worker
 from utility.billing import BillingError
 from utility.campaigns.model import UNIT_OF, UTILITY_OF, Campaign, Registration
@@ -54,20 +54,12 @@ UNTHROTTLED_PER_SECOND = 50  # fulfilments a second when SMS_RATE_PER_SECOND is 
 BOOKED_AHEAD_MAX = 10.0  # seconds of bulk SMS booked ahead past which the pump waits a round
 IN_FLIGHT_ROUNDS = 30  # claimed and not finished at most: this many rounds' worth
 JOB_TIMEOUT = CHUNK * 60  # seconds: a slow vending server (XMLVend: 10 s, retried) for each
-RECEIPTS_EXTENSION = "guichet.campaigns.receipts"
 
 
 class WrongUtility(VendingError):
     """A kWh benefit for a water meter, or m3 for an electricity meter."""
 
     code = "wrong_utility"
-
-
-def _receipt_settings(app: Flask) -> ReceiptSettings:
-    settings: ReceiptSettings | None = app.extensions.get(RECEIPTS_EXTENSION)
-    if settings is None:
-        settings = app.extensions[RECEIPTS_EXTENSION] = customer_messages.receipt_settings(app.config)
-    return settings
 
 
 def per_round(app: Flask) -> int:
@@ -146,7 +138,7 @@ def fulfil_one(app: Flask, code: str, reference: str) -> str:
                 return "retry"
             # The SMS before the state: a crash in between repeats the (idempotent) SMS only.
             outbox.send(app, registration.phone, failed_sms(registration.lang, code, reference, registration.account,
-                                                            registration.meter, _receipt_settings(app).support),
+                                                            registration.meter, customer_messages.settings_of(app).support),
                         reference=f"{key}:failed", kind="campaign")
             campaigns.finish(code, reference, reason=exc.code)
             log.warning("campaign %s %s failed for %s: %s", code, reference,
@@ -185,6 +177,6 @@ def _deliver(app: Flask, campaign: Campaign, registration: Registration, key: st
 
             units = svc.campaigns.units_for(campaign.code, registration.reference, quoted)
         vend = svc.vending.free_issue(meter, units, key)
-        return free_issue_receipt(registration.lang, registration.reference, vend, _receipt_settings(app))
+        return free_issue_receipt(registration.lang, registration.reference, vend, customer_messages.settings_of(app))
     payment = svc.billing.pay(registration.account, int(benefit.amount), key)
     return credit_sms(registration.lang, campaign.code, registration.reference, payment)
