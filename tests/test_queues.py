@@ -170,13 +170,3 @@ def test_a_bulk_job_that_failed_in_an_outage_runs_again_on_the_bulk_queue_as_soo
     assert worker.queue(app, BULK).job_ids == [job.id] and worker.queue(app).job_ids == []
     worker.make_worker(app, queue_name=BULK).work(burst=True)
     assert job.get_status(refresh=True) == "finished" and get_redis(app).get("guichet:{test}:runs") == "2"
-
-
-def test_a_bulk_job_that_failed_because_redis_was_away_runs_again_in_process(app):
-    job = worker.queue(app, BULK).enqueue(jobs.fail_on_redis_the_first_time, "guichet:{test}:runs")
-    background = worker.start_in_thread(app)
-    try:
-        wait_until(lambda: job.get_status(refresh=True) == "finished")
-    finally:
-        background.stop()
-    assert get_redis(app).get("guichet:{test}:runs") == "2"

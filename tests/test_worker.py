@@ -69,11 +69,12 @@ def wait_until(condition, seconds: float = 10) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.parametrize("queue_name", [worker.QUEUE_NAME, worker.BULK_QUEUE_NAME])
 @pytest.mark.parametrize("job_function", ["fail_on_redis_the_first_time", "find_the_lock_held_the_first_time"])
-def test_a_job_that_failed_because_redis_was_away_or_a_lock_held_runs_again(app, job_function):
+def test_a_job_that_failed_because_redis_was_away_or_a_lock_held_runs_again(app, job_function, queue_name):
     from tests.faults import jobs
 
-    job = worker.queue(app).enqueue(getattr(jobs, job_function), "guichet:{test}:runs")
+    job = worker.queue(app, queue_name).enqueue(getattr(jobs, job_function), "guichet:{test}:runs")
     background = worker.start_in_thread(app)
     try:
         wait_until(lambda: job.get_status(refresh=True) == "finished")

@@ -9,23 +9,16 @@ from typing import Any
 
 import pytest
 
+from tests.campaigns.conftest import definition as campaign_definition
 from utility.campaigns.model import Campaign, DefinitionError, parse_definition
 
 DOUALA = zoneinfo.ZoneInfo("Africa/Douala")
 
 
 def definition(**changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "code": "GRATUIT",
-        "name": {"fr": "Electricite offerte", "en": "Free electricity"},
-        "starts_at": "2026-04-14T08:00",
-        "ends_at": "2026-04-30T20:00",
-        "benefit": {"kind": "kwh", "amount": 50},
-        "eligibility": {"tariffs": ["social", "prepaid"], "regions": ["Estuaire"]},
-        "quota": 250000,
-    }
-    data.update(changes)
-    return {name: value for name, value in data.items() if value is not ...}
+    """The conftest's GRATUIT with every optional field given too."""
+    full: dict[str, Any] = {"eligibility": {"tariffs": ["social", "prepaid"], "regions": ["Estuaire"]}, "quota": 250000}
+    return campaign_definition(**{**full, **changes})
 
 
 def errors_of(data: object) -> dict[str, str]:
