@@ -44,6 +44,10 @@ def list_pages(session: Session) -> list[list[int]]:
     Pages are packed greedily against the worst case (a hint, a "more" line), so they stay
     the same from hop to hop whatever the customer typed.
     """
+    return _pages(session, _item_lines(session, SCREENS[session.state]))
+
+
+def _pages(session: Session, item_lines: list[str]) -> list[list[int]]:
     spec = SCREENS[session.state]
     lang = session.lang
     fixed = [_longest_head(lang, spec), text(lang, spec.title), text(lang, "nav.more"), *_extra_lines(session),
@@ -51,7 +55,7 @@ def list_pages(session: Session) -> list[list[int]]:
     budget = USSD_GSM7_LIMIT - _septets(fixed) - 1  # -1: the newline before the items
     pages: list[list[int]] = [[]]
     used = 0
-    for index, line in enumerate(_item_lines(session, spec)):
+    for index, line in enumerate(item_lines):
         cost = _septets([line]) + 1
         if pages[-1] and used + cost > budget:
             pages.append([])
@@ -89,9 +93,9 @@ def _body_lines(session: Session, ctx: Context) -> list[str]:
             lines.append(f"{n}. {text(option.label_lang or lang, option.label, **values)}")
         return lines + _nav(session)
     if spec.kind == "list":
-        pages = list_pages(session)
-        page = min(current_page(session), len(pages) - 1)
         items = _item_lines(session, spec)
+        pages = _pages(session, items)
+        page = min(current_page(session), len(pages) - 1)
         lines = [text(lang, spec.title)] + [items[i] for i in pages[page]]
         if page + 1 < len(pages):
             lines.append(text(lang, "nav.more"))
