@@ -25,7 +25,7 @@ MAX_PAYMENTS = 10  # a caller's payments listed under "my payments", three or so
 
 
 # -- what the screens say -------------------------------------------------------------------
-def _account_label(lang: str, item: dict[str, Any]) -> str:
+def account_label(lang: str, item: dict[str, Any]) -> str:
     if item["meter"]:
         return text(lang, "accounts.item_prepaid", number=item["meter"])
     return text(lang, "accounts.item_postpaid", number=item["number"])
@@ -143,7 +143,7 @@ SCREENS: dict[str, ScreenSpec] = {
         Option("account_menu.resend", "resend_token"),
         Option("account_menu.payments", "my_payments"),
     )),
-    "accounts": ScreenSpec("list", title="accounts.title", items="accounts", label=_account_label,
+    "accounts": ScreenSpec("list", title="accounts.title", items="accounts", label=account_label,
                            pick="pick_account", choice="account"),
     "account": ScreenSpec("info", body=_account),
     "no_account": ScreenSpec("end", body=_no_account, resumable=False),

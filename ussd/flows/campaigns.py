@@ -15,6 +15,7 @@ from transitions import EventData
 from sms.gsm import clip, to_gsm7
 from state.sessions import Session
 from ussd.catalogue import text
+from ussd.flows.account import account_label
 from ussd.screens import NAME_WIDTH, Context, Option, ScreenSpec, account_item, visit_of
 from utility.campaigns.service import UnknownCampaign
 from utility.campaigns.texts import verdict_text
@@ -39,12 +40,6 @@ ENTRY = Option("main.campaigns", "campaigns", when=_any_open)
 # -- what the screens say -------------------------------------------------------------------
 def _campaign_label(lang: str, item: dict[str, Any]) -> str:
     return clip(to_gsm7(item["names"].get(lang) or next(iter(item["names"].values()), item["code"])), NAME_WIDTH)
-
-
-def _target_label(lang: str, item: dict[str, Any]) -> str:
-    if item["meter"]:
-        return text(lang, "accounts.item_prepaid", number=item["meter"])
-    return text(lang, "accounts.item_postpaid", number=item["number"])
 
 
 def _verdict(session: Session, ctx: Context) -> str:
@@ -127,7 +122,7 @@ SCREENS: dict[str, ScreenSpec] = {
     "campaign_list": ScreenSpec("list", title="campaigns.title", items="campaigns_open", label=_campaign_label,
                                 pick="pick_campaign", choice="campaign_index"),
     "campaign_none": ScreenSpec("end", title="campaigns.none", resumable=False),
-    "campaign_target": ScreenSpec("list", title="campaigns.target", items="targets", label=_target_label,
+    "campaign_target": ScreenSpec("list", title="campaigns.target", items="targets", label=account_label,
                                   pick="pick_target", choice="target_index", pick_hints=tuple(RETYPE.values()),
                                   extra=(Option("campaigns.other", "other_number"),)),
     "campaign_number": ScreenSpec("input", title="campaigns.prompt", accept=accept_number, submit="number_entered"),
