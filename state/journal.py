@@ -25,7 +25,12 @@ def entry(kind: str, **fields: Any) -> dict[str, str]:
 
 def append(pipe: TextCommands, kind: str, **fields: Any) -> None:
     """Queue one entry on ``pipe`` (a client or a pipeline: journal with the change it records)."""
-    pipe.xadd(keys.journal(), entry(kind, **fields), maxlen=MAX_ENTRIES, approximate=True)
+    write(pipe, entry(kind, **fields))
+
+
+def write(pipe: TextCommands, record: dict[str, str]) -> None:
+    """Queue an entry made earlier (``entry``) on ``pipe``."""
+    pipe.xadd(keys.journal(), record, maxlen=MAX_ENTRIES, approximate=True)
 
 
 def read(client: TextRedis, count: int = 100) -> list[dict[str, str]]:

@@ -99,6 +99,8 @@ class Change:
     transitions: list[tuple[str, str, str]] = field(default_factory=list)  # (trigger, from, to)
     remember_language: bool = False
     resumable: bool = False  # the session stopped mid-flow: keep a resume point
+    # Entries the hop's domain actions left for this round trip (journal.entry)
+    journal: list[dict[str, str]] = field(default_factory=list)
 
 
 
@@ -236,6 +238,8 @@ class SessionStore:
             pipe.delete(keys.resume_point(phone))
         for trigger, source, dest in change.transitions:
             journal.append(pipe, "ussd.transition", session=sid, phone=phone, trigger=trigger, source=source, dest=dest)
+        for record in change.journal:
+            journal.write(pipe, record)
         if held is not None:
             locks.release(pipe, held.lock_key, held.token)
             held.released = True

@@ -63,6 +63,7 @@ class Engine:
                 hop_key=hop.hop_key,
                 reply=screen.to_cache(),
                 transitions=outcome.moves,
+                journal=outcome.journal,
                 remember_language=outcome.language_changed,
                 resumable=not screen.end and SCREENS[session.state].resumable,
             ),

@@ -111,6 +111,8 @@ class Visit:
         self.language_changed = False
         self.loaded: set[str] = set()  # what this hop read already (accounts, ...)
         self.refusal: str | None = None  # why a checked value was refused: the hint shown
+        # Journal entries of the hop's domain actions, written with the session (one round trip)
+        self.journal: list[dict[str, str]] = []
 
     # -- machine-wide callbacks --------------------------------------------------------
     def before_move(self, event: EventData) -> None:
@@ -245,6 +247,7 @@ def apply_input(visit: Visit, raw: str) -> None:
 class Outcome:
     moves: list[tuple[str, str, str]]
     language_changed: bool
+    journal: list[dict[str, str]]
 
 
 # Visits attached to MACHINE and free to borrow; one per hop running at once, at most.
@@ -279,6 +282,6 @@ def run(session: Session, inputs: list[str], services: Services) -> Outcome:
             session.state = visit.state
             if SCREENS[visit.state].kind == "end":
                 break
-        return Outcome(visit.moves, visit.language_changed)
+        return Outcome(visit.moves, visit.language_changed, visit.journal)
     finally:
         _give_back(visit)

@@ -49,6 +49,19 @@ def test_register_my_meter_by_picking_it(app, dial):
     assert services(app).campaigns.stats("GRATUIT")["registered"] == 1
 
 
+def test_each_verdict_is_journaled_with_the_hop_that_gave_it(app, dial, redis_client):
+    from state import journal
+
+    open_campaign(app)
+    first = dial(ONE_METER).send("4").send("1").screen
+    dial(ONE_METER).send("4").send("1")  # again: refused
+    dial(NOBODY).send("4").send("123")  # a number nobody has: asked again, refused all the same
+    verdicts = [entry for entry in journal.read(redis_client) if entry["kind"].startswith("campaign.r")]
+    assert [(entry["kind"], entry.get("reason", "")) for entry in verdicts] == [
+        ("campaign.registered", ""), ("campaign.refused", "already"), ("campaign.refused", "unknown_number")]
+    assert verdicts[0]["reference"] in first and verdicts[0]["channel"] == "ussd"
+
+
 def test_registering_twice_says_when_and_under_which_reference(app, dial):
     open_campaign(app)
     first = dial(ONE_METER).send("4").send("1").screen

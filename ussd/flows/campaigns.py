@@ -108,7 +108,7 @@ def _register(visit: Visit, number: str, account: Account | None = None) -> str 
     session = visit.session
     try:
         verdict = visit.services.campaigns.register(session.data["campaign"], number, session.phone, "ussd",
-                                                    session.lang, account=account)
+                                                    session.lang, account=account, journal_to=visit.journal)
     except UnknownCampaign:  # removed while the customer was choosing
         session.data["verdict"] = text(session.lang, "campaigns.none")
         return None

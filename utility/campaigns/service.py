@@ -429,9 +429,15 @@ class Campaigns:
         self._copied_at = -math.inf
 
     # -- registering --------------------------------------------------------------------------
+    def _journal(self, later: list[dict[str, str]] | None, kind: str, **fields: Any) -> None:
+        if later is None:
+            journal.append(self.redis, kind, **fields)
+        else:
+            later.append(journal.entry(kind, **fields))
+
     def register(
         self, code: str, number: str, phone: str, channel: str, lang: str, now: datetime.datetime | None = None,
-        account: Account | None = None,
+        account: Account | None = None, journal_to: list[dict[str, str]] | None = None,
     ) -> Verdict:
         """Register the meter or account ``number`` (as the customer typed or picked it) for
         the campaign ``code``, asked by ``phone`` (E.164) through ``channel`` (ussd | sms) in
@@ -439,7 +445,10 @@ class Campaigns:
         says it. UnknownCampaign when no campaign has this code.
 
         ``account``: the account ``number`` names, when the caller read it from the customer
-        base a moment ago (a USSD list of the caller's accounts): two round trips saved."""
+        base a moment ago (a USSD list of the caller's accounts): two round trips saved.
+        ``journal_to``: where to leave the journal entry, when the caller writes it with its
+        own change (a USSD hop's session save): one round trip saved. Should that write
+        fail, the registration stands without its entry: the registration record says it all."""
         if not is_e164(phone):
             raise ValueError(f"not an E.164 phone number: {mask_tail(phone)}")
         if channel not in CHANNELS:
@@ -458,8 +467,8 @@ class Campaigns:
             reason = {"ended": "closed"}.get(status, status) if status != "active" else (
                 "ambiguous" if matches else "unknown_number")
             self.redis.hincrby(keys.campaign_counters(code), f"refused:{reason}", 1)
-            journal.append(self.redis, "campaign.refused", campaign=code, reason=reason, phone=phone,
-                           channel=channel)
+            self._journal(journal_to, "campaign.refused", campaign=code, reason=reason, phone=phone,
+                          channel=channel)
             return Verdict(code, reason, number=" ".join(number.split()),
                            ended_at=campaign.ends_at.astimezone(self.tz) if status == "ended" else None,
                            opens_at=campaign.starts_at.astimezone(self.tz) if status == "not_open" else None)
@@ -487,14 +496,14 @@ class Campaigns:
             raise UnknownCampaign(code)
         found = Verdict(code, account=account.account_number, meter=account.meter_number)
         if outcome == "accepted":
-            journal.append(self.redis, "campaign.registered", campaign=code, reference=registration.reference,
-                           account=account.account_number, meter=account.meter_number, phone=phone,
-                           channel=channel)
+            self._journal(journal_to, "campaign.registered", campaign=code, reference=registration.reference,
+                          account=account.account_number, meter=account.meter_number, phone=phone,
+                          channel=channel)
             return replace(found, reference=registration.reference, registered_at=now, benefit=campaign.benefit,
                            within_hours=self.settings.delivery_hours)
         reason = "closed" if outcome == "ended" else outcome
-        journal.append(self.redis, "campaign.refused", campaign=code, reason=reason, account=account.account_number,
-                       phone=phone, channel=channel)
+        self._journal(journal_to, "campaign.refused", campaign=code, reason=reason, account=account.account_number,
+                      phone=phone, channel=channel)
         if outcome == "already":
             first = Registration.from_json(result[2]) if result[2] else None
             return replace(found, reason=reason, reference=result[1],
