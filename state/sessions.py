@@ -238,8 +238,8 @@ class SessionStore:
             pipe.delete(keys.resume_point(phone))
         for trigger, source, dest in change.transitions:
             journal.append(pipe, "ussd.transition", session=sid, phone=phone, trigger=trigger, source=source, dest=dest)
-        for record in change.journal:
-            journal.write(pipe, record)
+        for entry in change.journal:
+            journal.write(pipe, entry)
         if held is not None:
             locks.release(pipe, held.lock_key, held.token)
             held.released = True
