@@ -1,9 +1,10 @@
 """A free-credit campaign for a whole population: N registrations as full USSD dialogues.
 
-    .venv/bin/python bench/campaign.py                              # 248,000: the SEEG story (15 to 20 minutes)
+    .venv/bin/python bench/campaign.py                              # 248,000 arriving at 450/s: ~10 minutes
     .venv/bin/python bench/campaign.py --sms-share 0.1              # a tenth of them by SMS
     .venv/bin/python bench/campaign.py --customers 30000 --quota 20000
-    .venv/bin/python bench/campaign.py --customers 300 --concurrency 20 --quota 250 --sms-share 0.1   # seconds
+    .venv/bin/python bench/campaign.py --rate 0 --concurrency 400   # the closed loop: 400 always waiting
+    .venv/bin/python bench/campaign.py --customers 300 --rate 100 --think 0.05 --quota 250 --sms-share 0.1  # seconds
 
 In April 2020 a utility opened registration for free credit to about 248,000 beneficiaries
 and its platform died at 250 simultaneous connections. This bench replays that day against
@@ -16,30 +17,49 @@ and its platform died at 250 simultaneous connections. This bench replays that d
    demo payment provider, SMS written to a file so they cost nothing);
 2. creates the campaign GRATUIT (50 kWh, tariffs prepaid and social, every region, an
    optional quota) through the admin API, `POST /admin/campaigns`;
-3. registers each of the N customers once, from several client processes (keep-alive
-   http.client connections, a thread per dialogue in flight: --concurrency in all), as
-   Africa's Talking would send it: dial -> the main menu, whose "Credits gratuits" option is
-   found by its text -> the caller's meters and accounts, whose "Compteur <meter>" line is
-   picked (a caller from a phone the base does not know types the meter instead) -> the
-   verdict, an END screen. With --sms-share, that share texts "GRATUIT <meter>" to the
-   inbound SMS callback instead, and reads its verdict in the SMS the server sends back.
-   A dialogue turned away by admission control ("Service tres demande") is dialled again
-   after --redial-pause seconds, as a customer would;
+3. registers each of the N customers once, as Africa's Talking would send it: dial -> the
+   main menu, whose "Credits gratuits" option is found by its text -> the caller's meters and
+   accounts, whose "Compteur <meter>" line is picked (a caller from a phone the base does not
+   know types the meter instead) -> the verdict, an END screen. With --sms-share, that share
+   texts "GRATUIT <meter>" to the inbound SMS callback instead, and reads its verdict in the
+   SMS the server sends back. A dialogue turned away by admission control ("Service tres
+   demande") is dialled again after --redial-pause seconds, as a customer would.
+   The registrants come in one of two ways:
+   - the open loop (the default): --rate registrants start per second in all (Poisson
+     arrivals, on a fixed schedule), however many are in flight, and each reads and types
+     for --think seconds (1 s on average, 0.5x to 1.5x) between an answer and its next key.
+     At 450/s, 248,000 have started after ~551 s: the 10-minute target, if the server keeps
+     up. The dialogues in flight follow (rate x a dialogue's length: hundreds); they grow
+     without bound when it does not, which the report shows (in flight by quarter);
+   - the closed loop (--rate 0): --concurrency dialogues in flight, each taking the next
+     registrant when it ends (--think 0 by default: every dialogue always has a hop at the
+     server, and latency is, by Little's law, concurrency / throughput).
+   The load generator is cheap per request, for it shares this machine's CPU with the server:
+   --procs client processes, each one asyncio event loop whose coroutines are the dialogues;
+   each process keeps a pool of --connections keep-alive HTTP/1.1 connections (an
+   aggregator's gateway), lent first come first served for one request at a time; requests
+   are written as bytes and answers read by their Content-Length;
 4. reads the campaign's figures (`GET /admin/campaigns/GRATUIT`) and every registration
    (`GET /admin/campaigns/GRATUIT/registrations.csv`) and checks them against what the
    customers were told: the count exact, each reference once, each registrant once, the
    quota never passed by one.
 
-It prints the wall time of the registrations, hop latency (p50, p99, max), the answers
-that were not 200, the admission refusals and redials, the counts, where the CPU went
-(server, Redis, load generator: all on this machine), and the machine. Targets: all
-registrations within 10 minutes, p99 hop latency <= 100 ms, no 5xx and no failed request,
-every count exact. Exit status 1 when one is missed, saying by how much. Loopback only.
+It prints the wall time of the registrations, hop latency (p50, p99, max: from writing the
+request to the answer's last byte), the arrivals offered and achieved, the dialogues in
+flight (mean, max, by quarter), how long requests waited for a pooled connection (apart from
+the hop latency, and the hop latency with it), the answers that were not 200, the admission refusals and redials, the
+counts, where the CPU went (server, Redis, load generator: all on this machine), and the
+machine. Targets: all registrations within 10 minutes, p99 hop latency <= 100 ms, no 5xx and
+no failed request, every count exact (and, in the open loop, the load generator on its
+schedule). Exit status 1 when one is missed, saying by how much. Loopback only.
 """
 from __future__ import annotations
 
 import argparse
 import array
+import asyncio
+import bisect
+import collections
 import csv
 import datetime
 import http.client
@@ -47,6 +67,7 @@ import io
 import json
 import multiprocessing
 import os
+import queue
 import random
 import re
 import secrets
@@ -56,7 +77,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -259,95 +279,187 @@ class Tally:
     # (index, channel, outcome, reference): outcome accepted | quota | already | other | error | sent
     # (an SMS, whose verdict comes by SMS); reference: the registration's, or the words of the other or error
     outcomes: list = field(default_factory=list)
+    # seconds: each request's wait for a pooled connection; (open loop) each start's delay behind its
+    # schedule; each registrant's dialogue, from dialling to the verdict, redials included
+    waits: array.array = field(default_factory=lambda: array.array("d"))
+    lags: array.array = field(default_factory=lambda: array.array("d"))
+    durations: array.array = field(default_factory=lambda: array.array("d"))
+    queued: array.array = field(default_factory=lambda: array.array("d"))  # USSD hops answered 200: wait + answer
+    started: int = 0  # registrants who started (dialled or texted)
+    last_start: float = 0.0  # time.time() of the last start (after merge: seconds since the start, the latest)
+    achieved: float = 0.0  # registrants started per second: started / the last start (after merge: the sum)
 
 
 class ScriptError(Exception):
     """The server answered something the dialogue did not expect."""
 
 
+class Closed(Exception):
+    """The server closed the connection before answering a byte."""
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection of the pool; opened when first lent."""
+
+    __slots__ = ("reader", "writer", "used")
+
+    def __init__(self) -> None:
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.used = False  # it has carried a request: the server may have closed it since
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()  # the transport closes at the loop's next turn; nobody waits for it
+        self.reader = self.writer = None
+        self.used = False
+
+
+class Pool:
+    """The keep-alive connections of a client process, lent one request at a time, first come first
+    served: a connection given back goes straight to the dialogue that has waited longest (with a
+    plain asyncio.Queue, a dialogue that gives one back and asks again before yielding would take it
+    again, and the others would wait for ever)."""
+
+    def __init__(self, size: int) -> None:
+        self.connections = [Connection() for _ in range(size)]
+        self.idle = collections.deque(self.connections)
+        self.waiting: collections.deque[asyncio.Future[Connection]] = collections.deque()
+
+    def lend(self) -> Connection | asyncio.Future[Connection]:
+        """An idle connection, or the future of one when all are lent (or others wait already)."""
+        if self.idle and not self.waiting:
+            return self.idle.popleft()
+        future: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
+        self.waiting.append(future)
+        return future
+
+    def give_back(self, connection: Connection) -> None:
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_result(connection)
+                return
+        self.idle.append(connection)
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()
+
+
 class Client:
-    def __init__(self, port: int, timeout: float, tally: Tally, lock: threading.Lock) -> None:
-        self.port, self.timeout, self.tally, self.lock = port, timeout, tally, lock
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-        self.used = False  # the connection has carried a request: the server may have closed it since
+    """A client process's side of the wire: a pool of --connections keep-alive connections that the
+    dialogues borrow for one request each, as an aggregator's gateway would; requests written as bytes,
+    answers read by their Content-Length."""
 
-    def post(self, path: str, fields: dict[str, str]) -> tuple[int, str, float]:
-        body = urlencode(fields)
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "Connection": "keep-alive"}
-        for attempt in (1, 2):
-            began = time.perf_counter()
-            try:
-                self.connection.request("POST", path, body=body, headers=headers)
-                answer = self.connection.getresponse()
-                data = answer.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                self.connection.close()
-                if attempt == 1 and self.used:  # a kept-alive connection closed by the server: a fresh one
-                    with self.lock:
-                        self.tally.reconnects += 1
-                    self.used = False
-                    continue
-                raise ScriptError(f"connection failed ({type(exc).__name__})") from exc
-            except (OSError, http.client.HTTPException) as exc:
-                self.connection.close()
-                self.used = False
-                raise ScriptError(f"request failed ({type(exc).__name__}: {exc})") from exc
-            self.used = True
-            return answer.status, data.decode("utf-8", "replace"), time.perf_counter() - began
-        raise AssertionError("unreachable")
+    def __init__(self, port: int, timeout: float, tally: Tally, connections: int) -> None:
+        self.port, self.timeout, self.tally = port, timeout, tally
+        self.pool = Pool(connections)
+        self.heads = {path: (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                             "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ").encode()
+                      for path in (USSD_PATH, SMS_PATH)}
 
-    def hop(self, session: str, phone: str, text: str, kind: str) -> str:
-        status, body, seconds = self.post(USSD_PATH, {"sessionId": session, "serviceCode": SERVICE_CODE,
-                                                      "phoneNumber": phone, "networkCode": NETWORK, "text": text})
-        with self.lock:
-            if status == 200:
-                self.tally.hops.append(seconds)
-                self.tally.by_hop.setdefault(kind, array.array("d")).append(seconds)
-            else:
-                self.tally.statuses[f"USSD {status}"] += 1
+    def close(self) -> None:
+        self.pool.close()
+
+    async def post(self, path: str, fields: dict[str, str]) -> tuple[int, str, float, float]:
+        """(status, body, seconds from writing the request to its answer's last byte, seconds waited
+        for a pooled connection before)."""
+        body = urlencode(fields).encode()
+        request = b"%s%d\r\n\r\n%s" % (self.heads[path], len(body), body)
+        pool, tally = self.pool, self.tally
+        lent, waited = pool.lend(), 0.0
+        if isinstance(lent, Connection):
+            connection = lent
+        else:  # every connection lent: wait for one, as a pooled gateway does
+            waiting = time.perf_counter()
+            connection = await lent
+            waited = time.perf_counter() - waiting
+        tally.waits.append(waited)
+        try:
+            for attempt in (1, 2):
+                if connection.writer is None:
+                    try:
+                        async with asyncio.timeout(self.timeout):
+                            connection.reader, connection.writer = await asyncio.open_connection("127.0.0.1", self.port)
+                    except (TimeoutError, OSError) as exc:
+                        connection.close()
+                        raise ScriptError(f"connection failed ({type(exc).__name__})") from exc
+                kept = connection.used
+                began = time.perf_counter()
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        status, text, keep = await exchange(connection, request)
+                except TimeoutError as exc:
+                    connection.close()
+                    raise ScriptError(f"no answer within {self.timeout:g} s") from exc
+                except (Closed, ConnectionResetError, BrokenPipeError) as exc:
+                    connection.close()
+                    if attempt == 1 and kept:  # a kept-alive connection closed by the server: a fresh one
+                        tally.reconnects += 1
+                        continue
+                    raise ScriptError(f"connection failed ({type(exc).__name__})") from exc
+                except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+                    connection.close()
+                    raise ScriptError(f"request failed ({type(exc).__name__}: {exc})") from exc
+                seconds = time.perf_counter() - began
+                if keep:
+                    connection.used = True
+                else:
+                    connection.close()
+                return status, text, seconds, waited
+            raise AssertionError("unreachable")
+        finally:
+            pool.give_back(connection)
+
+    async def hop(self, session: str, phone: str, text: str, kind: str) -> str:
+        status, body, seconds, waited = await self.post(USSD_PATH, {"sessionId": session, "serviceCode": SERVICE_CODE,
+                                                            "phoneNumber": phone, "networkCode": NETWORK,
+                                                            "text": text})
         if status != 200:
+            self.tally.statuses[f"USSD {status}"] += 1
             raise ScriptError(f"USSD HTTP {status}")
+        self.tally.hops.append(seconds)
+        self.tally.queued.append(waited + seconds)
+        self.tally.by_hop.setdefault(kind, array.array("d")).append(seconds)
         if body[:4] not in ("CON ", "END "):
             raise ScriptError(f"neither CON nor END: {body[:40]!r}")
         return body
 
-    def ussd(self, who: Registrant, run: str, think: float, pause: float, max_redials: int) -> tuple[str, str]:
+    async def ussd(self, who: Registrant, run: str, think: float, pause: float, max_redials: int) -> tuple[str, str]:
         redials = 0
         try:
             while True:
                 session = f"ATUid_{run}_{who.index}_{redials}"
-                screen = self.hop(session, who.phone, "", "dial")
+                screen = await self.hop(session, who.phone, "", "dial")
                 if screen.startswith("END ") and SATURATED in screen:
-                    with self.lock:
-                        self.tally.saturated += 1
+                    self.tally.saturated += 1
                     if redials >= max_redials:
-                        with self.lock:
-                            self.tally.gave_up += 1
+                        self.tally.gave_up += 1
                         return "error", "turned away by admission control every time"
                     redials += 1
-                    time.sleep(pause)
+                    await asyncio.sleep(pause)
                     continue
                 break
         finally:
             if redials:
-                with self.lock:
-                    self.tally.redialled += 1
-                    self.tally.most_redials = max(self.tally.most_redials, redials)
+                self.tally.redialled += 1
+                self.tally.most_redials = max(self.tally.most_redials, redials)
         if not screen.startswith("CON "):
             raise ScriptError(f"the first screen ends the call: {screen[4:60]!r}")
         entry = pick(screen, lambda label: label == MENU_ENTRY)
         if entry is None:
             raise ScriptError(f"no {MENU_ENTRY!r} on the main menu")
         path = [entry]
-        pause_for(think)
-        screen = self.hop(session, who.phone, "*".join(path), "choice")
+        await pause_for(think)
+        screen = await self.hop(session, who.phone, "*".join(path), "choice")
         if screen.startswith("CON ") and CAMPAIGN_LIST in screen:  # several campaigns open: ours by its name
             choice = pick(screen, lambda label: label == NAME["fr"])
             if choice is None:
                 raise ScriptError(f"{NAME['fr']!r} is not among the campaigns open")
             path.append(choice)
-            pause_for(think)
-            screen = self.hop(session, who.phone, "*".join(path), "campaign")
+            await pause_for(think)
+            screen = await self.hop(session, who.phone, "*".join(path), "campaign")
         if screen.startswith("CON ") and TARGET_LIST in screen:
             choice = pick(screen, lambda label: label == f"Compteur {who.meter}")
             if choice is None:
@@ -357,32 +469,56 @@ class Client:
             path.append(who.meter)
         else:
             raise ScriptError(f"unexpected screen after the menu: {screen[:60]!r}")
-        pause_for(think)
-        screen = self.hop(session, who.phone, "*".join(path), "verdict")
+        await pause_for(think)
+        screen = await self.hop(session, who.phone, "*".join(path), "verdict")
         if not screen.startswith("END "):
             raise ScriptError(f"no verdict: {screen[:60]!r}")
         return verdict(screen[4:], who.meter)
 
-    def sms(self, who: Registrant, run: str) -> tuple[str, str]:
-        status, body, seconds = self.post(SMS_PATH, {
+    async def sms(self, who: Registrant, run: str) -> tuple[str, str]:
+        status, body, seconds, _ = await self.post(SMS_PATH, {
             "from": who.phone, "to": SHORT_CODE, "text": f"{CODE} {who.meter}",
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S"),
             "id": f"ATXid_{run}_{who.index}", "linkId": "", "networkCode": NETWORK})
-        with self.lock:
-            if status == 200:
-                self.tally.sms.append(seconds)
-            else:
-                self.tally.statuses[f"SMS {status}"] += 1
         if status != 200:
+            self.tally.statuses[f"SMS {status}"] += 1
             raise ScriptError(f"SMS HTTP {status}")
+        self.tally.sms.append(seconds)
         return "sent", ""
 
 
-def pause_for(think: float) -> None:
+async def exchange(connection: Connection, request: bytes) -> tuple[int, str, bool]:
+    """Write one request and read its answer: (status, body, whether the connection stays open)."""
+    assert connection.reader is not None and connection.writer is not None
+    connection.writer.write(request)  # a few hundred bytes: the socket takes them at once, no drain
+    try:
+        head = await connection.reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:  # end of stream before a byte: the server had closed the connection
+            raise Closed from None
+        raise
+    lines = head[:-4].split(b"\r\n")
+    if not lines[0].startswith(b"HTTP/1.") or len(lines[0]) < 12:
+        raise ValueError(f"not an HTTP status line: {lines[0][:40]!r}")
+    status, length, keep = int(lines[0][9:12]), -1, True
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection" and value.strip().lower() == b"close":
+            keep = False
+    if length < 0:
+        raise ValueError("an answer without Content-Length")
+    body = await connection.reader.readexactly(length) if length else b""
+    return status, body.decode("utf-8", "replace"), keep
+
+
+async def pause_for(think: float) -> None:
     """A customer reading a screen and typing: ``think`` seconds on average, from half to one
     and a half times that, so that the dialogues in flight do not move in step."""
     if think > 0:
-        time.sleep(random.uniform(0.5, 1.5) * think)
+        await asyncio.sleep(random.uniform(0.5, 1.5) * think)
 
 
 def pick(screen: str, wanted) -> str | None:
@@ -405,45 +541,76 @@ def verdict(text: str, meter: str) -> tuple[str, str]:
     return "other", text[:80]
 
 
-def client_process(number: int, procs: int, threads: int, settings: dict, progress, results) -> None:
-    port, n = settings["port"], settings["customers"]
-    tally, lock = Tally(), threading.Lock()
-    mine = iter(range(number, n, procs))
+# Each client process's slots in the array shared with the parent (written by that process only):
+STARTED, DONE, IN_FLIGHT = range(3)
 
-    def dialogues() -> None:
-        client = Client(port, settings["timeout"], tally, lock)
-        if settings["think"] > 0:  # the dialogues in flight start spread over one dialogue's thinking
-            time.sleep(random.uniform(0, 2 * settings["think"]))
-        while True:
-            with lock:
-                i = next(mine, None)
-            if i is None:
-                break
-            who = registrant(i, settings["sms_share"], settings["typed_share"])
-            try:
-                if who.channel == "sms":
-                    outcome, reference = client.sms(who, settings["run"])
-                else:
-                    outcome, reference = client.ussd(who, settings["run"], settings["think"],
-                                                     settings["redial_pause"], settings["max_redials"])
-            except ScriptError as exc:
-                outcome, reference = "error", str(exc)
-            with lock:
-                if outcome == "error":
-                    tally.errors[reference] += 1
-                tally.outcomes.append((i, who.channel, outcome, reference))
-            with progress.get_lock():
-                progress.value += 1
-        client.connection.close()
 
-    while time.time() < settings["start_wall"]:  # every process starts at the same moment
-        time.sleep(0.005)
-    workers = [threading.Thread(target=dialogues, daemon=True) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    results.put(tally)
+def client_process(number: int, procs: int, dialogues: int, settings: dict, shared, results) -> None:
+    """One client process: one event loop, the dialogues its coroutines. ``dialogues``: the closed
+    loop's dialogues in flight in this process (unused in the open loop)."""
+    results.put(asyncio.run(client_loop(number, procs, dialogues, settings, shared)))
+
+
+async def client_loop(number: int, procs: int, dialogues: int, settings: dict, shared) -> Tally:
+    n, think, run = settings["customers"], settings["think"], settings["run"]
+    tally = Tally()
+    client = Client(settings["port"], settings["timeout"], tally, settings["connections"])
+    mine = range(number, n, procs)
+    slot = 3 * number
+
+    async def register(i: int) -> None:
+        who = registrant(i, settings["sms_share"], settings["typed_share"])
+        tally.started += 1
+        tally.last_start = time.time()
+        shared[slot + STARTED] = tally.started
+        shared[slot + IN_FLIGHT] += 1
+        began = time.perf_counter()
+        try:
+            if who.channel == "sms":
+                outcome, reference = await client.sms(who, run)
+            else:
+                outcome, reference = await client.ussd(who, run, think, settings["redial_pause"],
+                                                       settings["max_redials"])
+        except ScriptError as exc:
+            outcome, reference = "error", str(exc)
+        tally.durations.append(time.perf_counter() - began)
+        if outcome == "error":
+            tally.errors[reference] += 1
+        tally.outcomes.append((i, who.channel, outcome, reference))
+        shared[slot + IN_FLIGHT] -= 1
+        shared[slot + DONE] += 1
+
+    await asyncio.sleep(max(0.0, settings["start_wall"] - time.time()))  # every process starts at the same moment
+    if settings["rate"] > 0:  # open loop: Poisson arrivals, whatever the number in flight
+        loop, rate = asyncio.get_running_loop(), settings["rate"] / procs
+        due = loop.time()
+        flying: set[asyncio.Task] = set()
+        for i in mine:
+            due += random.expovariate(rate)  # on an absolute schedule: a late start does not delay the next
+            ahead = due - loop.time()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+            tally.lags.append(max(0.0, loop.time() - due))
+            task = asyncio.create_task(register(i))
+            flying.add(task)
+            task.add_done_callback(flying.discard)
+        while flying:
+            await asyncio.gather(*flying)
+    else:  # closed loop: each dialogue in flight takes the next registrant when it ends
+        queue = iter(mine)
+
+        async def dialogue() -> None:
+            if think > 0:  # the dialogues in flight start spread over one dialogue's thinking
+                await asyncio.sleep(random.uniform(0, 2 * think))
+            for i in queue:  # one event loop: the iterator needs no lock
+                await register(i)
+
+        await asyncio.gather(*(dialogue() for _ in range(dialogues)))
+    client.close()
+    await asyncio.sleep(0)  # let the transports close
+    if tally.started and tally.last_start > settings["start_wall"]:
+        tally.achieved = tally.started / (tally.last_start - settings["start_wall"])
+    return tally
 
 
 def merge(tallies: list[Tally]) -> Tally:
@@ -461,6 +628,13 @@ def merge(tallies: list[Tally]) -> Tally:
         total.most_redials = max(total.most_redials, tally.most_redials)
         total.gave_up += tally.gave_up
         total.outcomes.extend(tally.outcomes)
+        total.waits.extend(tally.waits)
+        total.queued.extend(tally.queued)
+        total.lags.extend(tally.lags)
+        total.durations.extend(tally.durations)
+        total.started += tally.started
+        total.last_start = max(total.last_start, tally.last_start)
+        total.achieved += tally.achieved
     return total
 
 
@@ -497,15 +671,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=SEEG, help="registrants, each a customer of its own")
-    parser.add_argument("--concurrency", type=int, default=400, help="registrations in flight, in all")
-    parser.add_argument("--procs", type=int, default=4, help="client processes the concurrency is spread over")
+    parser.add_argument("--rate", type=float, default=450.0,
+                        help="open loop: registrants starting per second, in all (Poisson arrivals), whatever the "
+                             "number in flight; 0: the closed loop of --concurrency")
+    parser.add_argument("--concurrency", type=int,
+                        help="closed loop (--rate 0 only): registrations in flight, in all, each registrant after "
+                             "another (default 400)")
+    parser.add_argument("--procs", type=int, default=4,
+                        help="client processes the load is spread over, an event loop each")
+    parser.add_argument("--connections", type=int, default=32,
+                        help="keep-alive connections per client process, which the dialogues borrow one request at a "
+                             "time (an aggregator's connection pool)")
     parser.add_argument("--sms-share", type=float, default=0.0, help="share of registrants who text instead")
     parser.add_argument("--typed-share", type=float, default=0.1,
                         help="share of USSD registrants calling from a phone the base does not know")
     parser.add_argument("--quota", type=int, help="the campaign's quota (default: none)")
-    parser.add_argument("--think", type=float, default=0.0,
-                        help="seconds between a screen and the next hop (0: at once, every dialogue always has a "
-                             "hop in flight)")
+    parser.add_argument("--think", type=float,
+                        help="seconds between a screen and the next key, on average (each pause from 0.5x to 1.5x); "
+                             "default 1.0 in the open loop, 0 in the closed loop (every dialogue always has a hop "
+                             "in flight)")
     parser.add_argument("--redial-pause", type=float, default=1.0,
                         help="seconds before a customer turned away by admission control dials again")
     parser.add_argument("--max-redials", type=int, default=100)
@@ -530,7 +714,18 @@ def main() -> int:
         sys.exit("no redis-server on the PATH: install it, or give --redis-server")
     if not 0 <= args.sms_share <= 1 or not 0 <= args.typed_share <= 1:
         sys.exit("--sms-share and --typed-share are shares, from 0 to 1")
-    procs = max(1, min(args.procs, args.concurrency))
+    if args.rate < 0:
+        sys.exit("--rate is registrants per second: 0 (the closed loop) or more")
+    if args.rate > 0 and args.concurrency is not None:
+        sys.exit("--concurrency is the closed loop's: give --rate 0 with it (the open loop's dialogues in flight "
+                 "follow from --rate and --think)")
+    if args.concurrency is None:
+        args.concurrency = 400
+    if args.think is None:
+        args.think = 1.0 if args.rate > 0 else 0.0
+    if args.connections < 1 or args.procs < 1 or args.concurrency < 1:
+        sys.exit("--connections, --procs and --concurrency are at least 1")
+    procs = args.procs if args.rate > 0 else max(1, min(args.procs, args.concurrency))
     if args.sms_rate is None and args.sms_share > 0:
         args.sms_rate = 100.0
     if any("=" not in pair for pair in args.server_env):
@@ -550,14 +745,17 @@ def run(args: argparse.Namespace, procs: int, folder: Path) -> int:
     import redis
 
     n = args.customers
-    print(f"campaign bench: {n:,} registrants, {args.concurrency} in flight from {procs} client processes"
+    print(f"campaign bench: {n:,} registrants, {mode(args)}, from {procs} client processes x {args.connections} "
+          "connections"
           f"{f', {args.sms_share:.0%} by SMS' if args.sms_share else ''}"
           f"{f', quota {args.quota:,}' if args.quota is not None else ''}; {machine()}; folder {folder}", flush=True)
     print("  the load generator runs on the same machine as the server and Redis, and takes its share of the CPU")
     registrants = [registrant(i, args.sms_share, args.typed_share) for i in range(n)]
     by_meter = {who.meter: who for who in registrants}
     sms_phones = {who.phone: who for who in registrants if who.channel == "sms"}
-    figures: dict = {"customers": n, "concurrency": args.concurrency, "procs": procs, "sms_share": args.sms_share,
+    figures: dict = {"customers": n, "mode": "open" if args.rate > 0 else "closed", "rate": args.rate or None,
+                     "concurrency": None if args.rate > 0 else args.concurrency, "procs": procs,
+                     "connections": args.connections, "sms_share": args.sms_share,
                      "quota": args.quota, "think": args.think, "sms_rate": args.sms_rate, "server_env": args.server_env,
                      "machine": machine()}
     missed: list[str] = []
@@ -606,9 +804,9 @@ def run(args: argparse.Namespace, procs: int, folder: Path) -> int:
                         "load generator": times.children_user + times.children_system}
 
             cpu_before = cpu_now()
-            tally, wall = load(args, procs, port)
+            tally, wall, samples = load(args, procs, port)
             cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_now().items()}
-            report_load(args, tally, wall, cpu, figures, missed)
+            report_load(args, procs, tally, wall, samples, cpu, figures, missed)
 
             sms_got: dict[int, list[tuple[str, str]]] = {}
             if sms_phones:
@@ -653,14 +851,27 @@ def wait_for_menu(port: int, within: float = 20.0) -> None:
             time.sleep(0.5)
 
 
-def load(args: argparse.Namespace, procs: int, port: int) -> tuple[Tally, float]:
-    progress = multiprocessing.Value("q", 0)
+def mode(args: argparse.Namespace) -> str:
+    think = f"{args.think:g} s thinking between screens" if args.think > 0 else "no thinking between screens"
+    if args.rate > 0:
+        return f"open loop: {args.rate:g} starting per second (Poisson arrivals), {think}"
+    return f"closed loop: {args.concurrency} in flight, {think}"
+
+
+SAMPLE = 0.5  # seconds between two counts of the dialogues in flight
+
+
+def load(args: argparse.Namespace, procs: int, port: int) -> tuple[Tally, float, list[tuple[float, int]]]:
+    """The registrations, from ``procs`` client processes: (their tally, the wall time, the dialogues
+    in flight sampled every SAMPLE seconds, as (seconds since the start, count))."""
+    shared = multiprocessing.RawArray("q", 3 * procs)  # per process: started, done, in flight
     results: multiprocessing.Queue = multiprocessing.Queue()
     settings = {"port": port, "customers": args.customers, "timeout": args.timeout, "sms_share": args.sms_share,
                 "typed_share": args.typed_share, "think": args.think, "redial_pause": args.redial_pause,
-                "max_redials": args.max_redials, "run": secrets.token_hex(3), "start_wall": time.time() + 1.0}
+                "max_redials": args.max_redials, "rate": args.rate, "connections": args.connections,
+                "run": secrets.token_hex(3), "start_wall": time.time() + 1.0}
     per_proc = [args.concurrency // procs + (1 if k < args.concurrency % procs else 0) for k in range(procs)]
-    workers = [multiprocessing.Process(target=client_process, args=(k, procs, per_proc[k], settings, progress, results))
+    workers = [multiprocessing.Process(target=client_process, args=(k, procs, per_proc[k], settings, shared, results))
                for k in range(procs)]
     for worker in workers:
         worker.start()
@@ -668,28 +879,36 @@ def load(args: argparse.Namespace, procs: int, port: int) -> tuple[Tally, float]
         time.sleep(0.005)
     began = time.perf_counter()
     tallies: list[Tally] = []
+    samples: list[tuple[float, int]] = []
     last = began
+
+    def total(slot: int) -> int:
+        return sum(shared[3 * k + slot] for k in range(procs))
+
     while len(tallies) < procs:
         try:
-            tallies.append(results.get(timeout=0.5))
-        except Exception:  # queue.Empty
+            tallies.append(results.get(timeout=SAMPLE))
+        except queue.Empty:
             pass
         now = time.perf_counter()
+        samples.append((now - began, total(IN_FLIGHT)))
         if now - last >= 15 and len(tallies) < procs:
             last = now
-            done = progress.value
-            print(f"  ... {now - began:6.0f} s  {done:>9,} of {args.customers:,} registrants  "
-                  f"{done / (now - began):7.0f}/s", flush=True)
+            done, started, elapsed = total(DONE), total(STARTED), now - began
+            print(f"  ... {elapsed:6.0f} s  {done:>9,} of {args.customers:,} registrants  {done / elapsed:7.0f}/s"
+                  f"   started {started:,} ({started / elapsed:.0f}/s)   in flight {samples[-1][1]:,}", flush=True)
         if any(worker.exitcode not in (None, 0) for worker in workers):
             raise SystemExit("a client process died")
     wall = time.perf_counter() - began
     for worker in workers:
         worker.join()
-    return merge(tallies), wall
+    tally = merge(tallies)
+    tally.last_start -= settings["start_wall"]  # seconds since the start
+    return tally, wall, samples
 
 
-def report_load(args: argparse.Namespace, tally: Tally, wall: float, cpu: dict[str, float], figures: dict,
-                missed: list[str]) -> None:
+def report_load(args: argparse.Namespace, procs: int, tally: Tally, wall: float, samples: list[tuple[float, int]],
+                cpu: dict[str, float], figures: dict, missed: list[str]) -> None:
     n = args.customers
     hops = sorted(tally.hops)
     p50, p99, top = (percentile(hops, 50) * 1000, percentile(hops, 99) * 1000, (hops[-1] * 1000) if hops else 0.0)
@@ -698,7 +917,7 @@ def report_load(args: argparse.Namespace, tally: Tally, wall: float, cpu: dict[s
     print(f"  registrations  {n:,} in {wall:.1f} s = {rate:,.0f}/s"
           f"{'' if n == SEEG else f' (248,000 at this rate: {SEEG / rate:.0f} s)'}")
     print(f"  USSD hops      {len(hops):,} answered = {len(hops) / wall:,.0f} hops/s   p50 {p50:.1f} ms   "
-          f"p99 {p99:.1f} ms   max {top:.1f} ms")
+          f"p99 {p99:.1f} ms   max {top:.1f} ms   (from writing the request to the answer's last byte)")
     for kind, seconds in tally.by_hop.items():
         ordered = sorted(seconds)
         print(f"    {kind:<12} {len(ordered):>9,}   p50 {percentile(ordered, 50) * 1000:.1f} ms   "
@@ -706,6 +925,63 @@ def report_load(args: argparse.Namespace, tally: Tally, wall: float, cpu: dict[s
     if sms:
         print(f"  SMS callbacks  {len(sms):,} answered   p50 {percentile(sms, 50) * 1000:.1f} ms   "
               f"p99 {percentile(sms, 99) * 1000:.1f} ms   max {sms[-1] * 1000:.1f} ms")
+
+    # The load as it was offered and as it came: arrivals, dialogues in flight, the client's own queue.
+    span, achieved = tally.last_start, tally.achieved
+    lags = sorted(tally.lags)
+    lag99, lag_top = (percentile(lags, 99), lags[-1]) if lags else (0.0, 0.0)
+    if args.rate > 0:
+        behind = lag99 > 0.25
+        print(f"  arrivals       offered {args.rate:,.0f}/s, achieved {achieved:,.0f}/s ({tally.started:,} started, the "
+              f"last {span:.1f} s in); starts behind schedule p99 {lag99 * 1000:.1f} ms, max {lag_top * 1000:.1f} ms"
+              + ("   THE LOAD GENERATOR FELL BEHIND" if behind else ""))
+        if behind:
+            missed.append(f"the load generator fell behind its schedule (p99 {lag99:.2f} s late, started "
+                          f"{achieved:,.0f}/s of {args.rate:,.0f}/s offered): the load was not the one asked for")
+    else:
+        print(f"  arrivals       {achieved:,.0f}/s ({tally.started:,} started, the last {span:.1f} s in; closed loop: "
+              f"each when a dialogue in flight ended)")
+    counts = [count for _, count in samples]
+    mean_flying = sum(counts) / len(counts) if counts else 0.0
+    quarters: list[float] = []
+    durations = sorted(tally.durations)
+    typical = percentile(durations, 50) if durations else 0.0
+    if args.rate > 0 and span >= 16 * SAMPLE:  # 4 samples a quarter at least
+        for q in range(4):
+            inside = [count for at, count in samples if q * span / 4 <= at < (q + 1) * span / 4]
+            quarters.append(sum(inside) / len(inside) if inside else 0.0)
+    # Little's law: the dialogues in flight that the arrivals and the thinking explain, every hop
+    # answered at the p99 target (the first quarter also holds the ramp-up, the growth is read after it)
+    pauses = 3 if "campaign" in tally.by_hop else 2
+    hop_target = args.p99_target / 1000
+    explained = achieved * ((1 - args.sms_share) * (pauses * args.think + 3 * hop_target) + args.sms_share * hop_target)
+    growing = bool(quarters) and quarters[3] > 1.5 * quarters[1] + 10
+    behind_server = args.rate > 0 and (growing or mean_flying > 1.5 * explained + 10)
+    print(f"  in flight      mean {mean_flying:,.0f}, max {max(counts, default=0):,} dialogues (sampled every "
+          f"{SAMPLE:g} s)"
+          + (f"; by quarter of the arrivals {' / '.join(f'{q:,.0f}' for q in quarters)}" if quarters else "")
+          + (f"; the arrivals and thinking explain up to ~{explained:,.0f}" if args.rate > 0 else "")
+          + ("\n                 THE SERVER DID NOT KEEP UP WITH THE ARRIVALS: dialogues pile up"
+             + (" (growing)" if growing else "") if behind_server else ""))
+    if durations:
+        print(f"  dialogues      p50 {typical:.2f} s   p99 {percentile(durations, 99):.2f} s   max {durations[-1]:.2f} s "
+              "from the first request to the verdict (thinking and redials included)")
+    waits = sorted(tally.waits)
+    waited = len(waits) - bisect.bisect_right(waits, 0.001)
+    wait50, wait99, wait_top = ((percentile(waits, 50), percentile(waits, 99), waits[-1]) if waits else (0.0,) * 3)
+    queued = sorted(tally.queued)
+    queued50, queued99 = (percentile(queued, 50), percentile(queued, 99)) if queued else (0.0, 0.0)
+    print(f"  pool waits     {waited:,} of {len(waits):,} requests ({waited / max(1, len(waits)):.1%}) waited over 1 ms "
+          f"for one of the {procs} x {args.connections} connections: p50 {wait50 * 1000:.1f} ms   "
+          f"p99 {wait99 * 1000:.1f} ms   max {wait_top * 1000:.1f} ms; USSD hops with that wait: "
+          f"p50 {queued50 * 1000:.1f} ms   p99 {queued99 * 1000:.1f} ms")
+    bottleneck = waited >= 0.05 * len(waits) > 0
+    if bottleneck:
+        print("                 THE CLIENT'S POOL WAS A BOTTLENECK: requests queued for a connection before the server "
+              "saw them; the hop latency above leaves that wait out (more --connections moves the queue to the server)")
+    elif wait99 * 1000 > 0.1 * args.p99_target:
+        print("                 the pool ran out at times (the server's slowest moments); the hop latency above leaves "
+              "those waits out")
     print(f"  not 200        {sum(tally.statuses.values())}{f'  {dict(tally.statuses)}' if tally.statuses else ''}")
     print(f"  failed         {sum(tally.errors.values())}"
           + "".join(f"\n                   {count} x {why}" for why, count in tally.errors.most_common(8)))
@@ -717,12 +993,30 @@ def report_load(args: argparse.Namespace, tally: Tally, wall: float, cpu: dict[s
     print("  CPU            " + ", ".join(f"{name} {seconds:,.1f} s ({seconds / wall:.2f} cores)"
                                           for name, seconds in cpu.items())
           + f"; {busy / wall:.2f} of {os.cpu_count()} cores busy")
+    requests = len(tally.waits)
+    if requests:
+        print(f"                 load generator {cpu['load generator'] / requests * 1e6:,.0f} µs of CPU per request")
     figures.update({"wall_s": round(wall, 2), "registrations_per_s": round(rate, 1), "hops": len(hops),
                     "hops_per_s": round(len(hops) / wall, 1), "p50_ms": round(p50, 2), "p99_ms": round(p99, 2),
                     "max_ms": round(top, 2), "sms_callbacks": len(sms), "not_200": dict(tally.statuses),
                     "failed": dict(tally.errors), "reconnects": tally.reconnects, "saturated": tally.saturated,
                     "redialled": tally.redialled, "most_redials": tally.most_redials, "gave_up": tally.gave_up,
-                    "cpu_s": {k: round(v, 1) for k, v in cpu.items()}})
+                    "cpu_s": {k: round(v, 1) for k, v in cpu.items()},
+                    "offered_per_s": args.rate or None, "achieved_per_s": round(achieved, 1),
+                    "started": tally.started, "last_start_s": round(span, 2),
+                    "start_lag_p99_ms": round(lag99 * 1000, 2), "start_lag_max_ms": round(lag_top * 1000, 2),
+                    "in_flight_mean": round(mean_flying, 1), "in_flight_max": max(counts, default=0),
+                    "in_flight_by_quarter": [round(q, 1) for q in quarters], "in_flight_growing": growing,
+                    "in_flight_explained": round(explained, 1) if args.rate > 0 else None,
+                    "server_kept_up": None if args.rate <= 0 else not behind_server,
+                    "dialogue_p50_s": round(typical, 3),
+                    "dialogue_p99_s": round(percentile(durations, 99), 3) if durations else None,
+                    "requests": requests, "pool_waited": waited, "pool_wait_p50_ms": round(wait50 * 1000, 2),
+                    "pool_wait_p99_ms": round(wait99 * 1000, 2), "pool_wait_max_ms": round(wait_top * 1000, 2),
+                    "pool_bottleneck": bottleneck, "hop_with_wait_p50_ms": round(queued50 * 1000, 2),
+                    "hop_with_wait_p99_ms": round(queued99 * 1000, 2),
+                    "load_generator_us_per_request": round(cpu["load generator"] / requests * 1e6, 1)
+                    if requests else None})
     if wall > args.wall_target:
         missed.append(f"wall time {wall:.0f} s, target {args.wall_target:.0f} s: {wall - args.wall_target:.0f} s "
                       f"({wall / args.wall_target - 1:.0%}) over")

@@ -32,11 +32,12 @@ def test_peer_bench_serves_the_two_floors_and_guichet_and_prints_the_ratios(tmp_
 
 
 def test_campaign_bench_registers_a_small_population_exactly(tmp_path):
-    # 300 registrants, 30 of them by SMS, for 250 places: every count is checked by the bench
-    # itself (exit 1 otherwise); the timing targets are set out of reach of a slow machine.
+    # 300 registrants arriving at 100/s (the open loop), 30 of them by SMS, for 250 places: every
+    # count is checked by the bench itself (exit 1 otherwise); the timing targets are set out of
+    # reach of a slow machine.
     figures = tmp_path / "campaign.json"
-    done = subprocess.run([sys.executable, "bench/campaign.py", "--customers", "300", "--concurrency", "20",
-                           "--procs", "2", "--quota", "250", "--sms-share", "0.1", "--settle", "60",
+    done = subprocess.run([sys.executable, "bench/campaign.py", "--customers", "300", "--rate", "100",
+                           "--think", "0.05", "--procs", "2", "--quota", "250", "--sms-share", "0.1", "--settle", "60",
                            "--wall-target", "3600", "--p99-target", "60000", "--json", str(figures)],
                           cwd=ROOT, capture_output=True, text=True, timeout=150)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
@@ -50,3 +51,4 @@ def test_campaign_bench_registers_a_small_population_exactly(tmp_path):
     assert run["refusals"] == {"quota": 50} and run["sms_verdicts"] == 30, run
     assert run["hops"] == 270 * 3 and run["sms_callbacks"] == 30, run  # each USSD registrant: dial, choice, verdict
     assert run["not_200"] == {} and run["failed"] == {} and run["gave_up"] == 0, run
+    assert run["mode"] == "open" and run["started"] == 300 and run["in_flight_max"] >= 1, run
