@@ -1,4 +1,5 @@
-"""Inbound SMS: `POST /sms/africastalking/inbound` and `POST /sms/twilio/inbound`.
+"""Inbound SMS: `POST /sms/africastalking/inbound` and `POST /sms/twilio/inbound`; and
+Africa's Talking's bulk SMS opt-out notification, `POST /sms/africastalking/optout`.
 
 Each provider parses its own callback (``parse_inbound`` in sms/providers/<name>.py) into
 a keywords.Inbound; sms.keywords finds the keyword and its reply. The rest is the same:
@@ -17,9 +18,14 @@ a keywords.Inbound; sms.keywords finds the keyword and its reply. The rest is th
 - Every message handled is journaled ("sms.inbound": keyword, outcome, language); logs
   mask the phone.
 - A malformed callback gets 400 and its one-line reason; nothing a provider sends gives a
-  5xx. With Redis away nothing can be claimed nor queued: Africa's Talking gets its 200
-  and the message is lost, logged (as a delivery report would be); Twilio's sender is
-  told, in the TwiML, to try again later.
+  5xx (but an opt-out, below). With Redis away nothing can be claimed nor queued: Africa's
+  Talking gets its 200 and the message is lost, logged (as a delivery report would be);
+  Twilio's sender is told, in the TwiML, to try again later.
+- An opt-out notification (Africa's Talking: senderId, phoneNumber) stops notices to that
+  phone (sms.optout, source "africastalking"), checked as the inbound callback is
+  (``?secret=``). A retry changes nothing and gets its 200. With Redis away it gets a 503,
+  unlike a message: the customer was told by Africa's Talking that it is done and will not
+  ask again, so a retry of the notification is the only chance it is not lost.
 """
 from __future__ import annotations
 
@@ -28,12 +34,13 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from flask import Blueprint, Flask, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from sms import DEFAULTS, keywords, outbox, views
+from sms import DEFAULTS, keywords, optout, outbox, views
 from sms.keywords import Inbound, MalformedInbound
 from state import journal, keys, limits
 from state.store import get_redis
@@ -86,7 +93,10 @@ def handle(message: Inbound) -> Handled:
     try:
         limits.take(r, message.phone, "sms_reply", current_app.extensions[REPLY_LIMITS])
     except limits.LimitReached:
-        # Acted on and answered no more for now: neither a registration nor a reply.
+        # Acted on and answered no more for now: neither a registration nor a reply. Only a
+        # keyword that must always be heeded (STOP) still acts, and says nothing.
+        if keyword is not None and keyword.always:
+            keywords.answer(message, keyword)
         answer = keywords.Answer("limited", None)
     else:
         answer = keywords.answer(message, keyword)
@@ -110,25 +120,25 @@ def _kept_reply(stored: str | None) -> str | None:
     return reply if isinstance(reply, str) else None
 
 
-def _received(provider: str, refusal: Callable[[], Response | None]) -> Inbound | Response:
-    """The message of this request, parsed by its provider; or the answer refusing it (a
-    body too big, a callback not from the provider, a malformed one)."""
+def _received(provider: str, refusal: Callable[[], Response | None], parser: str = "parse_inbound") -> Any:
+    """What this request carries, parsed by its provider's ``parser`` (an Inbound for
+    parse_inbound); or the Response refusing it (a body too big, a callback not from the
+    provider, a malformed one)."""
     if (request.content_length or 0) > MAX_BODY:
         return _plain(f"body over {MAX_BODY} octets", 400)
     if (refused := refusal()) is not None:
         return refused
     # Imported here: a deployment loads a provider's SDK only when it uses it.
-    parse = importlib.import_module(f"sms.providers.{provider}").parse_inbound
+    parse = getattr(importlib.import_module(f"sms.providers.{provider}"), parser)
     try:
-        message: Inbound = parse(request.form)
+        return parse(request.form)
     except MalformedInbound as exc:
         return _plain(str(exc), 400)
-    return message
 
 
 @bp.post("/africastalking/inbound")
 def africastalking_inbound() -> Response:
-    message = _received("africastalking", views.africastalking_refusal)
+    message: Inbound | Response = _received("africastalking", views.africastalking_refusal)
     if isinstance(message, Response):
         return message
     try:
@@ -143,9 +153,27 @@ def africastalking_inbound() -> Response:
     return _plain()
 
 
+@bp.post("/africastalking/optout")
+def africastalking_optout() -> Response:
+    notice: optout.ProviderOptOut | Response = _received("africastalking", views.africastalking_refusal,
+                                                         "parse_optout")
+    if isinstance(notice, Response):
+        return notice
+    try:
+        changed = optout.set_notices(get_redis(), notice.phone, allowed=False, source=notice.provider,
+                                     via=notice.sender_id)
+    except redis.RedisError:
+        log.exception("opt-out of %s from %s not recorded: Redis is unavailable", mask_tail(notice.phone),
+                      notice.sender_id)
+        return _plain("cannot record it now, try again", 503)
+    log.info("opt-out of %s from %s (%s): %s", mask_tail(notice.phone), notice.sender_id, notice.provider,
+             "notices stopped" if changed else "already stopped")
+    return _plain()
+
+
 @bp.post("/twilio/inbound")
 def twilio_inbound() -> Response:
-    message = _received("twilio", lambda: views.twilio_refusal(required=True))
+    message: Inbound | Response = _received("twilio", lambda: views.twilio_refusal(required=True))
     if isinstance(message, Response):
         return message
     try:

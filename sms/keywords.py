@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 
 from sms.catalogue import DEFAULT_LANGUAGE
 from sms.gsm import clip, gsm7_septets, to_gsm7
+from sms.optout import start_reply, stop_reply
 from sms.receipts import MESSAGES
 from utility.customers import mask_tail
 from utility.phones import is_e164
@@ -61,25 +62,35 @@ class Inbound:
 
 
 class MalformedInbound(ValueError):
-    """A callback that is not an inbound SMS; its message is the 400's one-line reason."""
+    """A provider's callback (an inbound SMS, an opt-out) that is not what it should be; its
+    message is the 400's one-line reason."""
+
+
+def given(form: Mapping[str, str], name: str) -> str:
+    """Field ``name`` of a provider's callback, present and of a sane length, else MalformedInbound."""
+    value = (form.get(name) or "").strip()
+    if not value:
+        raise MalformedInbound(f"missing field: {name}")
+    if len(value) > MAX_FIELD:
+        raise MalformedInbound(f"{name} over {MAX_FIELD} characters")
+    return value
+
+
+def given_phone(form: Mapping[str, str], name: str) -> str:
+    """Field ``name``, a phone number in E.164 (the one check: utility.phones), else MalformedInbound."""
+    value = given(form, name)
+    if not is_e164(value):
+        raise MalformedInbound(f"{name} is not a phone number (E.164, e.g. +237699000001)")
+    return value
 
 
 def received(provider: str, form: Mapping[str, str], *, message_id: str, phone: str, to: str, text: str) -> Inbound:
     """The Inbound in a provider's callback ``form``, given the provider's names of its four
     fields: each provider names them its own way, the rules (and the 400 reasons, naming
     the field) are the same. The text may be empty (a blank SMS gets the help), never absent."""
-
-    def given(name: str) -> str:
-        value = (form.get(name) or "").strip()
-        if not value:
-            raise MalformedInbound(f"missing field: {name}")
-        if len(value) > MAX_FIELD:
-            raise MalformedInbound(f"{name} over {MAX_FIELD} characters")
-        return value
-
-    ident, sender, ours = given(message_id), given(phone), given(to)
-    if not is_e164(sender):
-        raise MalformedInbound(f"{phone} is not a phone number (E.164, e.g. +237699000001)")
+    ident = given(form, message_id)
+    sender = given_phone(form, phone)
+    ours = given(form, to)
     body = form.get(text)
     if body is None:
         raise MalformedInbound(f"missing field: {text}")
@@ -111,6 +122,9 @@ class Keyword:
     handler: Handler
     lang: str | None = None  # the language the word is in (HELP: "en"); None: any (STOP, a campaign's code)
     usage: str = ""  # what follows the word, a key of [inbound.usage] ("meter_or_account"), for the help
+    # Acted on even past the phone's reply limit, only its reply withheld (sms.inbound): a
+    # customer's STOP is heeded however much they texted before it, and acting costs nothing.
+    always: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,12 +139,15 @@ def help_reply(message: Inbound) -> str:
     return listing(message.lang, "inbound.help")
 
 
-# The static keywords, one line each. Issue 11's come here or through register() from their
-# domain's module: "SOLDE": Keyword(balance, "fr", "account"), "BAL": Keyword(balance, "en",
-# "account"), JETON / TOKEN, INFO (any language), STOP / ARRET / START.
+# The static keywords, one line each; a domain's come through register() from its module
+# (SOLDE / BAL and JETON / TOKEN: utility.by_sms). The help lists them in this order, then
+# the registered ones, then the resolvers' words.
 KEYWORDS: dict[str, Keyword] = {
     "AIDE": Keyword(help_reply, "fr"),
     "HELP": Keyword(help_reply, "en"),
+    "ARRET": Keyword(stop_reply, "fr", always=True),  # notices (sms.optout); receipts still go
+    "STOP": Keyword(stop_reply, always=True),  # any language: the word every operator's opt-out teaches
+    "START": Keyword(start_reply, always=True),
 }
 RESOLVERS: list[Resolver] = []
 
@@ -227,8 +244,15 @@ def one_segment(reply: str, keyword: str) -> str:
 
 def available(lang: str) -> list[str]:
     """What works, as the help lists it in ``lang``: each keyword in that language or in any,
-    with what follows it ("GRATUIT <compteur ou compte>")."""
-    entries = [_entry(word, keyword.usage, lang) for word, keyword in KEYWORDS.items() if keyword.lang in (None, lang)]
+    with what follows it ("GRATUIT <compteur ou compte>"). A word whose handler is listed
+    already is a synonym and left out (French lists ARRET, not STOP as well): the one
+    segment has room for what does something else."""
+    entries: list[str] = []
+    listed: list[Handler] = []
+    for word, keyword in KEYWORDS.items():
+        if keyword.lang in (None, lang) and keyword.handler not in listed:
+            entries.append(_entry(word, keyword.usage, lang))
+            listed.append(keyword.handler)
     for resolver in RESOLVERS:
         if resolver.words is None:
             continue

@@ -26,7 +26,8 @@ from sms.client import (
     SmsError,
     transport_error,
 )
-from sms.keywords import Inbound, received
+from sms.keywords import Inbound, given, given_phone, received
+from sms.optout import ProviderOptOut
 from sms.providers import setting, timeout
 
 ACCEPTED = {100, 101, 102}  # Processed, Sent, Queued
@@ -103,6 +104,15 @@ def parse_inbound(form: Mapping[str, str]) -> Inbound:
     Inbound; MalformedInbound (sms.keywords) when it is not one. ``linkId`` (premium, on-demand
     replies) and ``cost`` are not read: replies go out as ordinary messages through the outbox."""
     return received("africastalking", form, message_id="id", phone="from", to="to", text="text")
+
+
+def parse_optout(form: Mapping[str, str]) -> ProviderOptOut:
+    """A bulk SMS opt-out notification (form: senderId, phoneNumber): the subscriber told
+    Africa's Talking they want no more messages from that sender ID (the opt-out
+    instructions Africa's Talking appends to the first bulk message). MalformedInbound
+    (sms.keywords) when it is not one."""
+    sender_id = given(form, "senderId")
+    return ProviderOptOut("africastalking", given_phone(form, "phoneNumber"), sender_id)
 
 
 def from_config(config: Mapping[str, Any]) -> AfricasTalkingClient:
