@@ -52,3 +52,20 @@ def test_campaign_bench_registers_a_small_population_exactly(tmp_path):
     assert run["hops"] == 270 * 3 and run["sms_callbacks"] == 30, run  # each USSD registrant: dial, choice, verdict
     assert run["not_200"] == {} and run["failed"] == {} and run["gave_up"] == 0, run
     assert run["mode"] == "open" and run["started"] == 300 and run["in_flight_max"] >= 1, run
+
+
+def test_broadcast_bench_texts_every_recipient_of_a_small_region_once(tmp_path):
+    # 200 customers of the region (a few opted out, some reading English), 2 subscribers and 2
+    # customers elsewhere: the bench checks every count itself (exit 1 otherwise).
+    figures = tmp_path / "broadcast.json"
+    done = subprocess.run([sys.executable, "bench/broadcast.py", "--customers", "200", "--sms-rate", "100",
+                           "--bulk-share", "1", "--timeout", "120", "--json", str(figures)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "targets        met" in done.stdout
+    run = json.loads(figures.read_text())
+    assert run["state"] == "done" and 190 <= run["recipients"] <= 202, run
+    assert run["exactly_one"] == run["recipients"] == run["sent"] == run["api"]["sent"] == run["api"]["queued"], run
+    assert (run["none"], run["more_than_one"], run["wrong_language"], run["to_silent"], run["to_strangers"]) == (
+        0, 0, 0, 0, 0), run
+    assert run["api"]["opted_out"] == 202 - run["recipients"] and run["sent_per_s"] > 0, run

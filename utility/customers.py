@@ -12,6 +12,7 @@ never show a stranger's.
 from __future__ import annotations
 
 import datetime
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -154,9 +155,14 @@ class RedisCustomerBase:
             read = self._redis.pipeline(transaction=False)
             for account in chunk:
                 read.hmget(keys.account(account.account_number), "phone", "meter_number")
-            previous = read.execute()
+            phones = list(dict.fromkeys(account.phone for account in chunk))
+            for phone in phones:  # the region index: in the same round trip
+                read.hgetall(keys.phone_regions(phone))
+            replies = read.execute()
+            previous, regions_of = replies[: len(chunk)], dict(zip(phones, replies[len(chunk) :], strict=True))
 
             write = self._redis.pipeline(transaction=False)
+            self._index_regions(chunk, [old_phone for old_phone, _ in previous], regions_of, write)
             for account, (old_phone, old_meter) in zip(chunk, previous, strict=True):
                 if old_phone is None:
                     imported += 1
@@ -175,6 +181,73 @@ class RedisCustomerBase:
                     write.set(keys.meter_account(account.meter_number), account.account_number)
             write.execute()
         return ImportResult(imported=imported, updated=updated)
+
+    # -- the region index (incident notices: utility.incidents) --------------------------------
+    def _index_regions(
+        self, chunk: Sequence[Account], old_phones: list[str | None], regions_of: dict[str, dict[str, str]],
+        write: TextPipeline,
+    ) -> None:
+        """Queue on ``write`` what keeps the region index right for ``chunk``: each phone's
+        accounts and their regions (keys.phone_regions), the ``regions`` field of its profile
+        derived from them (what a new USSD session reads with the language, no round trip of
+        its own), and the phones of each region (keys.region_phones). ``regions_of``: the
+        phones' account -> region maps as read with the chunk.
+
+        An account that left a phone, or a region, takes the phone out of that region only
+        when no other account keeps it there. The old phone's map costs one more round trip,
+        only when an account changed phone. Like the rest of an import this is no
+        transaction, so it is queued before the accounts' own writes: a crash in between
+        leaves the accounts as they were, and the next import of the file sees the same
+        moves and makes them again (each write is idempotent). A region set may hold a phone
+        too many at worst; a broadcast checks each phone's profile before it texts."""
+        missing = [old for old, account in zip(old_phones, chunk, strict=True)
+                   if old and old != account.phone and old not in regions_of]
+        if missing:
+            read = self._redis.pipeline(transaction=False)
+            for phone in dict.fromkeys(missing):
+                read.hgetall(keys.phone_regions(phone))
+            regions_of.update(zip(dict.fromkeys(missing), read.execute(), strict=True))
+        before = {phone: {region_key(name) for name in regions.values()} for phone, regions in regions_of.items()}
+        touched: set[str] = set()
+        for account, old_phone in zip(chunk, old_phones, strict=True):
+            if old_phone and old_phone != account.phone:
+                regions_of[old_phone].pop(account.account_number, None)
+                write.hdel(keys.phone_regions(old_phone), account.account_number)
+                touched.add(old_phone)
+            name = region_name(account.region)
+            regions_of[account.phone][account.account_number] = name
+            write.hset(keys.phone_regions(account.phone), account.account_number, name)
+            touched.add(account.phone)
+        names: dict[str, str] = {}
+        for phone in touched:
+            now = {region_key(name): name for name in sorted(regions_of[phone].values())}
+            for gone in before[phone] - now.keys():
+                write.srem(keys.region_phones(gone), phone)
+            for key in now:  # every time, not only when new: a crashed import is mended by the next
+                write.sadd(keys.region_phones(key), phone)
+            if now:
+                write.hset(keys.profile(phone), PROFILE_REGIONS, ",".join(sorted(now.values())))
+            else:
+                write.hdel(keys.profile(phone), PROFILE_REGIONS)
+            names.update(now)
+        if names:
+            write.hset(keys.regions(), mapping=names)
+
+
+PROFILE_REGIONS = "regions"  # the profile's field: the phone's regions, sorted, comma-joined
+
+
+def region_name(region: str) -> str:
+    """A region as the profile's ``regions`` field lists it: as the customer file writes it,
+    spaces collapsed, a comma (the field's separator) made a space."""
+    return " ".join(region.replace(",", " ").split())
+
+
+def region_key(region: str) -> str:
+    """A region as the indexes key it and incidents compare it: case, accents, commas and
+    extra spaces ignored ("Extrême-Nord" is "extreme-nord"), no brace (a key's hash tag)."""
+    decomposed = unicodedata.normalize("NFKD", region_name(region).casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char) and char not in "{}")
 
 
 def _to_hash(account: Account) -> dict[str, str]:
