@@ -16,6 +16,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from sms import DEFAULTS as SMS_DEFAULTS
 from sms.catalogue import DEFAULT_LANGUAGE
+from utility.calls import DEFAULTS as CALL_DEFAULTS
 from utility.campaigns import DEFAULTS as CAMPAIGN_DEFAULTS
 from utility.payments import DEFAULTS as PAYMENT_DEFAULTS
 from utility.vending import DEFAULTS as VENDING_DEFAULTS
@@ -60,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     **SMS_DEFAULTS,  # SMS_PROVIDER (console), provider credentials, PUBLIC_URL...
     **PAYMENT_DEFAULTS,  # PAYMENT_PROVIDER (demo) or MTN MoMo Collection, the poller...
     **CAMPAIGN_DEFAULTS,  # CAMPAIGN_DELIVERY_HOURS: when an accepted registration is promised its credit
+    **CALL_DEFAULTS,  # BREAKER_FAILURES, BREAKER_RESET: the breakers around vending, billing, payments
 }
 
 
@@ -128,10 +130,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from ussd import dial
     from ussd import views as ussd_views
-    from utility import admin
+    from utility import admin, incidents
     from utility import cli as utility_cli
     from utility.campaigns import admin as campaign_admin
     from utility.campaigns import cli as campaign_cli
+    from utility.incidents import cli as incident_cli
     from utility.vending import cli as vending_cli
 
     ussd_views.init_app(app)
@@ -147,8 +150,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     services.init_app(app)  # final payment results go to the order pipeline
     admin.init_app(app)  # registers /admin only when ADMIN_KEY is set
     campaign_admin.init_app(app)  # /admin/campaigns, likewise
+    incidents.init_app(app)  # /admin/incidents likewise, the broadcast pump, INFO by SMS
     utility_cli.init_app(app)
     campaign_cli.init_app(app)  # `guichet campaign`
+    incident_cli.init_app(app)  # `guichet incident`
     vending_cli.init_app(app)
     dial.init_app(app)
 

@@ -26,6 +26,7 @@ import urllib3.exceptions
 from sms import DEFAULTS
 from sms.gsm import sms_segments
 from utility.customers import mask_tail
+from utility.errors import OutsideError
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +50,18 @@ class SendResult:
     cost: str = ""  # as the provider states it ("XAF 20.0000"); empty when not told
 
 
-class SmsError(Exception):
-    """A provider did not (or may not have) taken a message. See the module docstring."""
+class SmsError(OutsideError):
+    """A provider did not (or may not have) taken a message. See the module docstring.
+    ``maybe_sent`` is the error base's ``unconfirmed`` (utility.errors)."""
+
+    system = "sms"  # the seam stamps sms:<provider>
 
     def __init__(self, message: str, retryable: bool, maybe_sent: bool = False) -> None:
-        super().__init__(message)
+        retry = retryable and not maybe_sent
+        super().__init__(message, retryable=retry,
+                         code="maybe_sent" if maybe_sent else "unavailable" if retry else "refused")
         self.message = message
-        self.retryable = retryable and not maybe_sent
-        self.maybe_sent = maybe_sent
+        self.maybe_sent = self.unconfirmed = maybe_sent
 
     @property
     def outcome(self) -> str:

@@ -242,6 +242,12 @@ def campaign_allowlist_draft(code: str, upload: str) -> str:
     return _campaign(code, f"allowlist:draft:{upload}")
 
 
+def campaign_retries(code: str) -> str:
+    """Hash: reference -> how often its fulfilment was put off because a backend could not
+    serve it (its backoff grows with it: utility.campaigns.jobs)."""
+    return _campaign(code, "retries")
+
+
 def campaign_units(code: str) -> str:
     """Hash: reference -> units decided for an XAF benefit on a prepaid meter (the first
     quote wins, so a retry next month asks the vending backend for the same free issue)."""
@@ -251,6 +257,105 @@ def campaign_units(code: str) -> str:
 def campaigns() -> str:
     """Set: every campaign code."""
     return _key("campaigns", "codes")
+
+
+# -- incidents -----------------------------------------------------------------------------
+# Everything about one incident shares the tag {incident:ID}: its record and, per event
+# (created, update-N, resolved), its broadcast's record, recipients, line, claims and the
+# messages not settled yet, so each step of a broadcast is one script over these keys.
+# ``region`` below is the key form of a region (utility.customers.region_key).
+def _incident(incident_id: str, name: str) -> str:
+    return _key(f"incident:{incident_id}", name)
+
+
+def incident(incident_id: str) -> str:
+    """Hash: the incident's definition (JSON), status (active | resolved), created_at,
+    updated_at, resolved_at, and how many updates it had."""
+    return _incident(incident_id, "incident")
+
+
+def incident_broadcast(incident_id: str, event: str) -> str:
+    """Hash: one event's broadcast: its state (selecting | sending | done | superseded), the
+    bodies per language, where the selection stands, its counters and per-minute sends."""
+    return _incident(incident_id, f"broadcast:{event}")
+
+
+def incident_recipients(incident_id: str, event: str) -> str:
+    """Set: every phone chosen for the event's broadcast (each once: the dedupe)."""
+    return _incident(incident_id, f"broadcast:{event}:recipients")
+
+
+def incident_pending(incident_id: str, event: str) -> str:
+    """List: phones chosen and not yet handed to a job."""
+    return _incident(incident_id, f"broadcast:{event}:pending")
+
+
+def incident_claimed(incident_id: str, event: str) -> str:
+    """Sorted set: phones handed to a job, scored by when they are due again if no job
+    finishes them (a crash)."""
+    return _incident(incident_id, f"broadcast:{event}:claimed")
+
+
+def incident_unsettled(incident_id: str, event: str) -> str:
+    """Sorted set: outbox message ids queued and not yet sent or failed, scored by when to
+    look at them again."""
+    return _incident(incident_id, f"broadcast:{event}:unsettled")
+
+
+def incidents() -> str:
+    """Set: every incident id."""
+    return _key("incidents", "ids")
+
+
+def incident_broadcasts() -> str:
+    """Sorted set: "<id>/<event>" of the broadcasts under way, scored by when they began."""
+    return _key("incidents", "broadcasts")
+
+
+def region_phones(region: str) -> str:
+    """Set: the phones with an account in the region (utility.customers keeps it)."""
+    return _key(f"region:{region}", "phones")
+
+
+def region_subscribers(region: str) -> str:
+    """Set: the phones that asked for the region's notices without an account there."""
+    return _key(f"region:{region}", "subscribers")
+
+
+def regions() -> str:
+    """Hash: region key -> the region's name as the customer file writes it."""
+    return _key("regions", "names")
+
+
+def phone_regions(phone: str) -> str:
+    """Hash: account number -> region, of the accounts linked to the phone (the profile's
+    ``regions`` field is derived from it)."""
+    return _key(phone, "regions")
+
+
+def phone_subscriptions(phone: str) -> str:
+    """Set: the region keys whose notices the phone subscribed to."""
+    return _key(phone, "subscriptions")
+
+
+def late_payments(month: str) -> str:
+    """Sorted set: bill payments made on or after their bill's due date in a month (YYYY-MM,
+    UTC), scored by when they were paid; a tag per month, so each month's key expires alone."""
+    return _key(f"late-payments:{month}", "payments")
+
+
+# -- outside calls -------------------------------------------------------------------------
+def breaker(system: str) -> str:
+    """The namespace of an outside system's circuit breaker (utility.calls): pybreaker's
+    CircuitRedisStorage appends ``:pybreaker:state``, ``:pybreaker:fail_counter``,
+    ``:pybreaker:success_counter`` and ``:pybreaker:opened_at``, all under one tag."""
+    return _key(f"breaker:{system}", "circuit")
+
+
+def service_switches() -> str:
+    """Hash: customer-facing service (buy, bill, campaigns) -> JSON {enabled, message, at}
+    while an operator has switched it off (state.switches); absent: on."""
+    return _key("switches", "services")
 
 
 # -- background work ---------------------------------------------------------------------

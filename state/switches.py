@@ -1,17 +1,38 @@
-"""Operator switches: a backend an operator (or a test, or a demo) has switched off.
+"""Operator switches, kept in Redis so that every process sees them.
 
-The built-in backends consult them, so that "vending is down" can be shown end to end
-without breaking anything: customers are told the truth, payments are still taken
-where that is safe, and orders wait to be fulfilled when the switch goes back up.
+Backend switches: a built-in backend an operator (or a test, or a demo) has switched off.
+The seam every outside call goes through (utility.calls) consults them, so that "vending
+is down" can be shown end to end without breaking anything: customers are told the truth,
+payments are still taken where that is safe, and orders wait to be fulfilled when the
+switch goes back up.
+
+Service switches: a customer-facing service (buy, bill, campaigns) an operator has turned
+off, with a message for customers in each language (POST /admin/services/<name>). They
+override everything, backends and breakers alike: the service's main-menu entry shows the
+operator's message instead. Read on a hop from an in-process copy (``services(app)``).
 """
 from __future__ import annotations
 
+import datetime
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import redis
+from flask import Flask
+
 from state import keys
+from state.store import get_redis
 
 if TYPE_CHECKING:
     from state.store import TextRedis
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("vending", "billing", "payments")
 
@@ -32,3 +53,103 @@ def set_down(client: TextRedis, backend: str, down: bool) -> None:
 def states(client: TextRedis) -> dict[str, str]:
     down = client.hgetall(keys.switches())
     return {backend: down.get(backend, "up") for backend in BACKENDS}
+
+
+# -- customer-facing services ------------------------------------------------------------------
+SERVICES = ("buy", "bill", "campaigns")
+MESSAGE_MAX = 120  # GSM-7 septets: the message fits a USSD screen with its title and "0. Retour"
+SERVICES_SECONDS = 1.0  # how stale the in-process copy behind services() may be
+EXTENSION = "guichet.switches.services"
+
+
+@dataclass(frozen=True)
+class ServiceSwitch:
+    """One service as the operator left it: on (the default), or off with a message."""
+
+    enabled: bool = True
+    message: tuple[tuple[str, str], ...] = ()  # (language, text) while off; a tuple: immutable
+    at: str = ""  # when it was switched off (ISO 8601, UTC)
+
+    def text(self, lang: str) -> str | None:
+        """The operator's message in ``lang``, else in the first language it was given in;
+        None when the service is on or has no message (the menu's own words then)."""
+        if self.enabled or not self.message:
+            return None
+        return dict(self.message).get(lang, self.message[0][1])
+
+    def to_json(self) -> dict[str, object]:
+        return {"enabled": self.enabled, "message": dict(self.message) or None, "at": self.at or None}
+
+    @classmethod
+    def from_json(cls, raw: str) -> ServiceSwitch:
+        data = json.loads(raw)
+        return cls(bool(data.get("enabled", True)), tuple(dict(data.get("message") or {}).items()),
+                   str(data.get("at") or ""))
+
+
+ON = ServiceSwitch()
+
+
+def set_service(client: TextRedis, name: str, enabled: bool, message: Mapping[str, str] | None = None) -> ServiceSwitch:
+    """Turn service ``name`` on, or off with ``message`` (language -> text, checked by the
+    caller: utility.admin). Every process sees it within SERVICES_SECONDS."""
+    if name not in SERVICES:
+        raise ValueError(f"unknown service {name!r}: one of {', '.join(SERVICES)}")
+    if enabled:
+        client.hdel(keys.service_switches(), name)
+        return ON
+    at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    switch = ServiceSwitch(False, tuple((message or {}).items()), at)
+    client.hset(keys.service_switches(), name, json.dumps(switch.to_json(), ensure_ascii=False))
+    return switch
+
+
+def read_services(client: TextRedis) -> dict[str, ServiceSwitch]:
+    """Every service as it stands in Redis now (one round trip)."""
+    stored = client.hgetall(keys.service_switches())
+    read: dict[str, ServiceSwitch] = {}
+    for name in SERVICES:
+        raw = stored.get(name)
+        try:
+            read[name] = ServiceSwitch.from_json(raw) if raw else ON
+        except (ValueError, TypeError, AttributeError):
+            log.error("service switch %s: unreadable record %r: treated as on", name, raw[:100] if raw else raw)
+            read[name] = ON
+    return read
+
+
+class _Copy:
+    """A process's copy of the service switches: one thread refreshes it, the others keep
+    reading the copy they have meanwhile (as utility.campaigns' active())."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, ServiceSwitch] = {name: ON for name in SERVICES}
+        self.copied_at = -math.inf
+        self.refreshing = threading.Lock()
+
+
+def services(app: Flask) -> dict[str, ServiceSwitch]:
+    """Each customer-facing service (buy, bill, campaigns) as the operator left it, from this
+    process's copy: at most SERVICES_SECONDS old, no Redis round trip on most calls (what a
+    USSD menu asks on every hop). While Redis cannot be read, the last copy serves (every
+    service on when there was none)."""
+    copy: _Copy | None = app.extensions.get(EXTENSION)
+    if copy is None:
+        copy = app.extensions.setdefault(EXTENSION, _Copy())
+    if time.monotonic() - copy.copied_at < SERVICES_SECONDS or not copy.refreshing.acquire(blocking=False):
+        return copy.services
+    try:
+        copy.services = read_services(get_redis(app))
+    except redis.RedisError as exc:
+        log.warning("service switches: Redis did not answer (%s); the copy serves meanwhile", type(exc).__name__)
+    finally:
+        copy.copied_at = time.monotonic()
+        copy.refreshing.release()
+    return copy.services
+
+
+def forget_services(app: Flask) -> None:
+    """This process switched a service: its next read is fresh (others within SERVICES_SECONDS)."""
+    copy: _Copy | None = app.extensions.get(EXTENSION)
+    if copy is not None:
+        copy.copied_at = -math.inf

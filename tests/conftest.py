@@ -110,3 +110,13 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
+
+
+@pytest.fixture(autouse=True)
+def exact_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retry schedules are exact in tests: the jitter of utility.calls.backoff (the one
+    backoff every schedule uses) is pinned to its top, so a test can say when a retry is
+    due. tests/test_calls.py tests the jitter itself."""
+    from utility import calls
+
+    monkeypatch.setattr(calls, "jitter", lambda: 1.0)

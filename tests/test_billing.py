@@ -35,6 +35,9 @@ def test_the_same_reference_posts_once_even_all_at_once(billing):
 
 
 def test_unknown_account_and_switched_off_billing(billing):
+    from tests.seam import BILLING, seam_on
+
+    billing = seam_on(billing.redis).guard(billing, BILLING)  # the switch is the seam's, as in services()
     with pytest.raises(UnknownAccount):
         billing.pay("NOPE", 1_000, "ORD-3")
     switches.set_down(billing.redis, "billing", True)

@@ -10,6 +10,7 @@ import pytest
 
 from state import journal, switches
 from state.limits import Limit, LimitReached
+from tests.seam import BILLING, BUILTIN_VENDING, seam_on
 from utility.billing import BuiltinBilling
 from utility.customers import Account, RedisCustomerBase
 from utility.meters import with_check_digit
@@ -71,10 +72,13 @@ def world(redis_client):
         Account("CM-1", METER, "Jean Mbarga", PHONE, "Centre", "prepaid", 0, None),
         Account("C-2", "", "Ondo Paul", PHONE, "Centre", "postpaid", 27_300, datetime.date(2026, 12, 1)),
     ])
-    vending = BuiltinVending(redis_client, customers, StsSettings(vending_key=bytes.fromhex("ab" * 8)))
+    # Through the seam, as services() builds them: the operators' switches are its.
+    seam = seam_on(redis_client)
+    vending = seam.guard(BuiltinVending(redis_client, customers, StsSettings(vending_key=bytes.fromhex("ab" * 8))),
+                         BUILTIN_VENDING)
+    billing = seam.guard(BuiltinBilling(redis_client, customers), BILLING)
     money, sms, later = FakeMoney(), Sms(), Later()
-    orders = Orders(redis_client, vending, BuiltinBilling(redis_client, customers), money, sms, later,
-                    customers=customers)
+    orders = Orders(redis_client, vending, billing, money, sms, later, customers=customers)
 
     def run_background() -> None:
         while later.jobs:
@@ -409,3 +413,20 @@ def test_our_own_redis_blinking_during_a_vend_is_retried_in_seconds_without_news
     orders.vending.vend = real_vend
     run_background()
     assert orders.get("ORDER001").state == "receipt_sent" and sms.told == [("ORDER001", "receipt")]
+
+
+def test_fulfilment_retries_follow_the_one_backoff_with_its_jitter(world, monkeypatch):
+    from utility import calls
+    from utility.orders import RETRY_CAP, RETRY_FIRST
+
+    orders, money, sms, later, run_background = world
+    monkeypatch.setattr(calls, "jitter", lambda: 0.0)  # the bottom of the jitter: half the schedule
+    switches.set_down(orders.redis, "vending", True)
+    buy(orders)
+    orders.on_payment_result(money.result("ORDER001", "successful"))
+    delays = []
+    for _ in range(12):
+        orders.fulfil(later.jobs.pop(0)[0])
+        delays.append(later.jobs[0][1])
+    assert delays == [calls.backoff(attempt, RETRY_FIRST, RETRY_CAP) for attempt in range(1, 13)]
+    assert delays[:3] == [7.5, 15, 30] and delays[-1] == RETRY_CAP / 2

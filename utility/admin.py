@@ -3,6 +3,15 @@
 It exists only when ADMIN_KEY is set. Every call carries ``Authorization: Bearer <key>``
 and every call, allowed or refused, is written to the audit stream (state.keys.audit)
 with what was done and from where; the key itself is never written anywhere.
+
+    POST /admin/customers                   a customer CSV
+    POST /admin/backends/<name>             {"state": "down" | "up"}: simulate a built-in backend's outage
+    GET  /admin/services                    the customer-facing services (buy, bill, campaigns)
+    POST /admin/services/<name>             {"enabled": false, "message": {"fr": ..., "en": ...}}: turn one
+                                            off for customers, with the operator's words (or back on)
+    GET  /admin/breakers                    each outside system's circuit breaker (utility.calls)
+    POST /admin/breakers/<system>/reset     close one: the operator says the system is back
+    GET  /admin/calls                       this process's counts of outside calls by system and outcome
 """
 from __future__ import annotations
 
@@ -16,9 +25,10 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, make_response, request
 from werkzeug.exceptions import HTTPException
 
+from sms.gsm import gsm7_septets
 from state import keys, switches
 from state.store import get_redis
-from utility import customer_csv, payments, vending
+from utility import calls, customer_csv, payments, vending
 from utility.customers import RedisCustomerBase
 
 log = logging.getLogger(__name__)
@@ -118,6 +128,120 @@ def switch_backend(backend: str) -> tuple[Response, int]:
         retried = services().orders.retry_waiting()  # paid orders waiting for it: now
     audit_detail(f"{backend} {wanted}, {retried} waiting order(s) retried")
     return jsonify(backend=backend, state=wanted, retried=retried, backends=switches.states(get_redis())), 200
+
+
+# -- customer-facing services ------------------------------------------------------------------
+@bp.get("/services")
+@require_admin
+def list_services() -> tuple[Response, int]:
+    stored = switches.read_services(get_redis())
+    return jsonify(services={name: switch.to_json() for name, switch in stored.items()}), 200
+
+
+@bp.post("/services/<name>")
+@require_admin
+def switch_service(name: str) -> tuple[Response, int]:
+    """Turn a customer-facing service off, with the operator's message for customers in
+    every language of the USSD texts, or back on: ``{"enabled": false, "message": {"fr":
+    "...", "en": "..."}}`` / ``{"enabled": true}``. 422 names each bad field."""
+    if name not in switches.SERVICES:
+        audit_detail(f"{name}: no such service")
+        return jsonify(error=f"no service {name!r}: one of {', '.join(switches.SERVICES)}"), 404
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        audit_detail(f"{name}: not a JSON object")
+        return jsonify(error='send {"enabled": false, "message": {...}} as JSON (Content-Type: application/json)'), 415
+    from ussd.catalogue import languages  # the languages customers read screens in
+
+    enabled, message, errors = _service_switch(body, languages())
+    if errors:
+        audit_detail(f"{name}: refused: {', '.join(sorted(errors))}")
+        return jsonify(errors=errors), 422
+    switch = switches.set_service(get_redis(), name, enabled, message)
+    switches.forget_services(current_app)
+    audit_detail(f"{name} {'on' if enabled else 'off'}" + (f", message in {', '.join(message)}" if message else ""))
+    return jsonify(service=name, **switch.to_json()), 200
+
+
+def _service_switch(body: dict[str, Any], languages: tuple[str, ...]) -> tuple[bool, dict[str, str], dict[str, str]]:
+    """(enabled, message by language, errors by field) of a POST /admin/services body."""
+    errors: dict[str, str] = {}
+    for field in body:
+        if field not in ("enabled", "message"):
+            errors[str(field)] = "unknown field (the fields are enabled, message)"
+    enabled = body.get("enabled")
+    if not isinstance(enabled, bool):
+        errors["enabled"] = "required: true or false"
+    given = body.get("message")
+    message: dict[str, str] = {}
+    if given is None:
+        return bool(enabled), message, errors
+    if enabled is True:
+        errors["message"] = "shown only while the service is off: send it with \"enabled\": false"
+        return True, message, errors
+    if not isinstance(given, dict):
+        example = ", ".join(f'"{lang}": "..."' for lang in languages)
+        errors["message"] = f"the customers' message in each language, like {{{example}}}"
+        return False, message, errors
+    for lang in given:
+        if lang not in languages:
+            errors[f"message.{lang}"] = f"no customer texts in this language (there are {', '.join(languages)})"
+    for lang in languages:
+        field, text = f"message.{lang}", given.get(lang)
+        if not isinstance(text, str) or not text.strip():
+            errors[field] = "required: what customers read in this language"
+            continue
+        text = " ".join(text.split())  # one paragraph: a newline must not break the screen
+        septets = gsm7_septets(text)
+        if septets is None:
+            odd = "".join(sorted({char for char in text if gsm7_septets(char) is None}))
+            errors[field] = f"not GSM-7 (a USSD screen cannot show {odd!r})"
+        elif septets > switches.MESSAGE_MAX:
+            errors[field] = f"{septets} characters: at most {switches.MESSAGE_MAX} fit the screen (€ [ ] ^ count two)"
+        else:
+            message[lang] = text
+    return False, message, errors
+
+
+# -- outside systems: breakers and calls ---------------------------------------------------------------
+def _seam() -> calls.Seam:
+    from utility.services import services
+
+    services()  # builds the backends, and with them their breakers
+    return calls.seam()
+
+
+@bp.get("/breakers")
+@require_admin
+def list_breakers() -> tuple[Response, int]:
+    """Each breaker as every process sees it: state (closed | open | half_open: open with its
+    probe due), failures in a row, when it opened and when it lets a call through again."""
+    seam = _seam()
+    return jsonify(breakers=[breaker.to_json() for breaker in seam.read()], failures_to_open=seam.failures,
+                   reset_seconds=seam.reset_seconds), 200
+
+
+@bp.post("/breakers/<system>/reset")
+@require_admin
+def reset_breaker(system: str) -> tuple[Response, int]:
+    seam = _seam()
+    if system not in seam.systems():
+        audit_detail(f"{system}: no such breaker")
+        return jsonify(error=f"no breaker {system!r}: one of {', '.join(seam.systems())}"), 404
+    seam.reset(system)
+    audit_detail(f"{system} breaker closed")
+    (breaker,) = [b for b in seam.read() if b.system == system]
+    return jsonify(breaker.to_json()), 200
+
+
+@bp.get("/calls")
+@require_admin
+def list_calls() -> tuple[Response, int]:
+    """This process's counts of outside calls (each serving process keeps its own)."""
+    counted = {system: {outcome: {"calls": t.calls, "seconds": round(t.seconds, 3), "slowest": round(t.slowest, 3)}
+                        for outcome, t in outcomes.items()}
+               for system, outcomes in calls.tallies().items()}
+    return jsonify(calls=counted), 200
 
 
 def _builtin_backends() -> set[str]:

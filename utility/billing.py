@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import redis
 
-from state import journal, keys, switches
+from state import journal, keys
+from utility.calls import CallPolicy
 from utility.customers import RedisCustomerBase
+from utility.errors import OutsideError, Unavailable
 
 if TYPE_CHECKING:
     from state.store import TextRedis
@@ -54,7 +56,8 @@ class BillRules:
         return min(self.minimum, balance), min(top, self.maximum)
 
 
-class BillingError(Exception):
+class BillingError(OutsideError):
+    system = "billing"
     code = "billing_error"
     retryable = False
 
@@ -63,7 +66,7 @@ class UnknownAccount(BillingError):
     code = "unknown_account"
 
 
-class BillingUnavailable(BillingError):
+class BillingUnavailable(BillingError, Unavailable):
     code = "backend_unavailable"
     retryable = True
 
@@ -72,6 +75,12 @@ class BillingBackend(Protocol):
     def pay(self, account_number: str, amount: int, reference: str) -> BillPayment:
         """Post ``amount`` XAF against the account. Idempotent by ``reference``."""
         ...
+
+
+def call_policy() -> CallPolicy:
+    """How the seam (utility.calls) calls billing: the built-in billing is the one there is,
+    so an operator's switch (POST /admin/backends/billing) plays its outage."""
+    return CallPolicy("billing", ("pay",), BillingUnavailable, switch="billing", switched=frozenset({"pay"}))
 
 
 # Post once per reference, atomically: a duplicate (or a retry after a crash) finds the
@@ -104,8 +113,6 @@ class BuiltinBilling:
         done = self.redis.get(record_key)
         if done:
             return BillPayment(**json.loads(done))
-        if switches.is_down(self.redis, "billing"):
-            raise BillingUnavailable("billing is switched off")
         now = datetime.datetime.now(datetime.UTC)
         draft = BillPayment(
             reference=reference,

@@ -38,6 +38,7 @@ from state import journal, keys, limits, locks
 from state.limits import Limit
 from state.store import TextRedis, caused_by_redis_outage
 from utility.billing import BillingBackend, BillingError
+from utility.calls import backoff
 from utility.customers import CustomerBase, mask_tail
 from utility.payments.base import PaymentError, PaymentProvider, PaymentRequest, PaymentResult, ProviderUnavailable
 from utility.vending.base import Vend, VendingBackend, VendingError
@@ -52,9 +53,9 @@ FINAL = frozenset({"receipt_sent", "declined", "failed"})
 OPEN = frozenset({"created", "payment_pending", "paid", "paid_awaiting_fulfilment", "fulfilled"})
 DELIVERED = frozenset({"fulfilled", "receipt_sent"})
 RECENT_KEPT = 10
-# Backoff of fulfilment retries while a backend is down: quick at first, then hourly,
-# for as long as it takes (the Eneo outage lasted days).
-RETRY_DELAYS = (15, 30, 60, 120, 300, 600, 1800, 3600)
+# Backoff of fulfilment retries while a backend is down (utility.calls.backoff): 15 s at
+# first, doubling up to hourly, for as long as it takes (the Eneo outage lasted days).
+RETRY_FIRST, RETRY_CAP = 15.0, 3600.0
 SWEEP_AFTER = 30.0  # seconds an open order may stand still before the sweep looks at it
 
 STATES = [
@@ -348,6 +349,7 @@ class Orders:
         if fulfil:
             # In the background: the provider's callback must not wait for a vending server.
             self.later(order.reference, 0)
+            note_late_payment(self.redis, self.customers, order)  # paid now, whenever billing posts it
         return order.state
 
     # -- delivering what was paid for ----------------------------------------------------------
@@ -384,8 +386,8 @@ class Orders:
                 self.later(order.reference, 2)
                 log.info("order %s: Redis unavailable during delivery; again in 2 s", order.reference)
                 return None
-            if not getattr(exc, "retryable", False):
-                self._move(order, "fulfilment_failed", why=getattr(exc, "code", "error"))
+            if not exc.retryable:  # the backend answered no (utility.errors): it will not change its mind
+                self._move(order, "fulfilment_failed", why=exc.code)
                 return "fulfilment_failed"
             first_wait = not order.waiting_told
             order.waiting_told = True  # saved with this attempt, before the SMS is queued
@@ -393,9 +395,9 @@ class Orders:
                 self._move(order, "backend_unavailable", why="backend_unavailable")
             else:
                 self._save(order, [])
-            delay = RETRY_DELAYS[min(order.attempts, len(RETRY_DELAYS)) - 1]
+            delay = backoff(order.attempts, RETRY_FIRST, RETRY_CAP)
             self.later(order.reference, delay)
-            log.info("order %s waits for its backend; retry in %ss", order.reference, delay)
+            log.info("order %s waits for its backend; retry in %.0f s", order.reference, delay)
             return "payment_received" if first_wait else None
         self._move(order, "fulfilled")
         return "receipt"
@@ -461,7 +463,7 @@ class Orders:
                 self._move(order, "payment_unavailable", why=UNREACHABLE)
             return "ended created"
         if order.state in ("paid", "fulfilled") or (
-            order.state == "paid_awaiting_fulfilment" and age > RETRY_DELAYS[-1] + SWEEP_AFTER
+            order.state == "paid_awaiting_fulfilment" and age > RETRY_CAP + SWEEP_AFTER
         ):
             # Looked at again only after another SWEEP_AFTER: a queue that is merely slow
             # is not flooded with duplicate jobs.
@@ -502,3 +504,41 @@ def _same_order(existing: Order, asked: Order) -> bool:
     """Whether ``existing`` is the order ``asked`` describes (a retry of the same confirm)."""
     return (existing.phone, existing.kind, existing.target, existing.amount, existing.payer) == (
         asked.phone, asked.kind, asked.target, asked.amount, asked.payer)
+
+
+# -- late bill payments (incidents: the penalties an operator may waive) ---------------------------
+LATE_PAYMENTS_KEPT = 400 * 86400  # seconds a month of late payments is kept after its last one
+
+
+def note_late_payment(client: TextRedis, customers: CustomerBase | None, order: Order,
+                      paid_at: float | None = None) -> bool:
+    """Index a bill payment made on or after its bill's due date (keys.late_payments, by month,
+    scored by when it was paid): the accounts an operator may waive penalties for during an
+    incident (utility.incidents). True when indexed.
+
+    The moment is the payment's, not the posting's: while billing is down a customer who paid
+    on time must not look late. The day is compared in UTC, a superset whatever the utility's
+    zone: the export keeps those paid after the due date in the utility's own. The member has
+    no time in it, so a second call for the same order adds nothing. Never raises: a missed
+    entry must not cost the payment its fulfilment."""
+    if order.kind != BILL or customers is None:
+        return False
+    paid_at = time.time() if paid_at is None else paid_at
+    try:
+        account = customers.account(order.target)
+        if account is None or account.due_date is None:
+            return False
+        if time.strftime("%Y-%m-%d", time.gmtime(paid_at)) < account.due_date.isoformat():
+            return False
+        record = json.dumps({"account": account.account_number, "phone": order.phone, "amount": order.amount,
+                             "due_date": account.due_date.isoformat(), "region": account.region,
+                             "reference": order.reference}, sort_keys=True, separators=(",", ":"))
+        key = keys.late_payments(time.strftime("%Y-%m", time.gmtime(paid_at)))
+        pipe = client.pipeline(transaction=False)
+        pipe.zadd(key, {record: paid_at}, nx=True)
+        pipe.expire(key, LATE_PAYMENTS_KEPT)
+        pipe.execute()
+    except Exception:
+        log.exception("order %s: its late payment could not be indexed", order.reference)
+        return False
+    return True

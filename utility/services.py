@@ -15,10 +15,12 @@ from flask import Flask, current_app
 
 from state import limits, worker
 from state.store import get_redis
-from utility import payments, vending
+from utility import calls, payments, vending
 from utility.billing import BillingBackend, BillRules, BuiltinBilling
+from utility.billing import call_policy as billing_policy
 from utility.campaigns.service import Campaigns, CampaignSettings
 from utility.customers import RedisCustomerBase
+from utility.incidents.service import Incidents, IncidentSettings
 from utility.orders import OrderLimits, Orders
 from utility.payments.base import PaymentProvider, PaymentResult
 from utility.vending.base import VendingBackend
@@ -36,6 +38,7 @@ class Services:
     bill_rules: BillRules = field(default_factory=BillRules)
     tz: datetime.tzinfo = datetime.UTC  # the utility's time zone: dates customers read, "overdue"
     campaigns: Campaigns = field(kw_only=True)  # free-credit campaigns (utility.campaigns)
+    incidents: Incidents = field(kw_only=True)  # incident notices and their broadcasts (utility.incidents)
 
     def now(self) -> datetime.datetime:
         return datetime.datetime.now(self.tz)
@@ -50,12 +53,17 @@ def services(app: Flask | None = None) -> Services:
 
 
 def _build(app: Flask) -> Services:
+    from sms import outbox
     from sms.customer_messages import SmsMessages
 
     client = get_redis(app)
     customers = RedisCustomerBase(client)
-    vending_backend = vending.from_settings(vending.settings_of(app), client, customers)
-    billing = BuiltinBilling(client, customers)
+    # Every call to an outside system goes through the seam (utility.calls: switch, breaker,
+    # timeout, metric), wrapped here where the backend is built; the payment provider is
+    # wrapped where it is built (payments.provider), the SMS client in sms.outbox.get_client.
+    settings = vending.settings_of(app)
+    vending_backend = calls.guard(app, vending.from_settings(settings, client, customers), vending.call_policy(settings))
+    billing = calls.guard(app, BuiltinBilling(client, customers), billing_policy())
     provider = payments.provider(app)
 
     def later(reference: str, delay: float) -> None:
@@ -75,7 +83,9 @@ def _build(app: Flask) -> Services:
     rules = BillRules(overpayment=str(app.config["BILL_OVERPAYMENT"]).strip().lower())
     tz = zoneinfo.ZoneInfo(str(app.config["TIMEZONE"]))
     campaigns = Campaigns(client, customers, tz, CampaignSettings.from_config(app.config))
-    return Services(customers, vending_backend, billing, provider, orders, rules, tz, campaigns=campaigns)
+    incidents = Incidents(client, customers, tz, IncidentSettings.from_config(app.config, outbox.settings_of(app)))
+    return Services(customers, vending_backend, billing, provider, orders, rules, tz, campaigns=campaigns,
+                    incidents=incidents)
 
 
 def sweep_orders(app: Flask) -> dict[str, int]:
@@ -117,3 +127,5 @@ def init_app(app: Flask) -> None:
 
     worker.register_periodic(app, "campaign-pump", campaign_jobs.PUMP_EVERY, campaign_jobs.pump)
     keywords.register_resolver(by_sms.resolve, words=by_sms.words, usage=by_sms.USAGE)
+    from utility import by_sms as self_service  # by SMS too: SOLDE / BAL, JETON / TOKEN
+    self_service.register_keywords()

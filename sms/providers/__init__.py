@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from sms import DEFAULTS
-from sms.client import DEFAULT_TIMEOUT, SmsClient
+from sms.client import DEFAULT_TIMEOUT, SmsClient, SmsError
+from utility.calls import CallPolicy
 
 PROVIDERS: dict[str, str] = {
     "africastalking": "sms.providers.africastalking",
@@ -55,3 +56,15 @@ def setting(config: Mapping[str, Any], name: str, required_for: str = "") -> str
 def timeout(config: Mapping[str, Any]) -> float:
     """Seconds to wait for a provider's answer (SMS_TIMEOUT)."""
     return float(config.get("SMS_TIMEOUT") or DEFAULT_TIMEOUT)
+
+
+def call_policy(config: Mapping[str, Any]) -> CallPolicy:
+    """How the seam (utility.calls) calls the SMS provider: ``send``, never repeated from
+    there (the outbox decides, at most once) and without a breaker: the outbox's own
+    retries and send rate already pace a provider that is down."""
+    return CallPolicy(f"sms:{provider_name(config)}", ("send",), _unavailable, timeout=timeout(config),
+                      breaker=False)
+
+
+def _unavailable(message: str) -> SmsError:
+    return SmsError(message, retryable=True)

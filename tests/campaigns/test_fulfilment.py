@@ -168,6 +168,21 @@ def test_a_backend_down_is_tried_again_later(app: Flask, campaigns: Campaigns) -
     assert fulfilment_round(app, now=time.time() + jobs.RETRY_AFTER + 1) == [{"fulfilled": 1}]
 
 
+def test_each_retry_waits_longer_by_the_one_backoff(app: Flask, campaigns: Campaigns, monkeypatch) -> None:
+    from utility import calls
+
+    campaigns.create(definition())
+    reference = register(campaigns, JEAN)
+    switches.set_down(get_redis(app), "vending", True)
+    start = time.time()
+    assert fulfilment_round(app, now=start) == [{"retry": 1}]
+    monkeypatch.setattr(calls, "jitter", lambda: 0.0)
+    delays = [campaigns.retry_later("GRATUIT", reference, jobs.RETRY_AFTER, jobs.RETRY_CAP) for _ in range(8)]
+    assert delays == [calls.backoff(attempt, jobs.RETRY_AFTER, jobs.RETRY_CAP) for attempt in range(2, 10)]
+    assert delays[0] == jobs.RETRY_AFTER and delays[-1] == jobs.RETRY_CAP / 2
+    assert get_redis(app).hget(keys.campaign_retries("GRATUIT"), reference) == "9"
+
+
 def test_what_cannot_be_served_fails_with_its_reason_and_the_customer_is_told(
     app: Flask, campaigns: Campaigns
 ) -> None:

@@ -77,6 +77,10 @@ def test_status_answers_from_redis(demo: DemoProvider):
 
 
 def test_the_demo_can_be_switched_down(demo: DemoProvider, scheduled, redis_client):
+    from tests.seam import seam_on
+    from utility.payments import call_policy
+
+    demo = seam_on(redis_client).guard(demo, call_policy(demo))  # the switch is the seam's, as in provider()
     demo.set_available(False)
     with pytest.raises(ProviderUnavailable) as caught:
         demo.request(PaymentRequest("ORDER001", "+237670000001", 1000))

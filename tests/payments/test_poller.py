@@ -162,3 +162,16 @@ def test_the_first_round_after_an_outage_asks_about_every_pending_payment_at_onc
     worker.note_recovery(demo_app)  # Redis answers again after an outage
     assert poll_round(demo_app, lease=60) == 1
     assert [(r.provider_ref, r.state) for r in recorder.results] == [(ref, "successful")]
+
+
+def test_the_poller_backs_off_with_the_one_backoff_and_its_jitter(poll, mtn, momo: StandinMomo, clock, redis_client,
+                                                                  monkeypatch):
+    from utility import calls
+
+    monkeypatch.setattr(calls, "jitter", lambda: 0.0)
+    momo.script(PAYER, "PENDING")
+    ref = ask(mtn)
+    t0 = clock()
+    poll(t0 + 31)
+    due = redis_client.zscore(keys.payment("mtn_momo", "index:pending"), ref)
+    assert due == t0 + 31 + calls.backoff(1, SETTINGS.first_interval, SETTINGS.max_interval) == t0 + 31 + 7.5

@@ -119,7 +119,7 @@ def test_retryable_error_then_success(sms_app, africastalking_standin, clock):
     waiting = state(sms_app, message_id)
     assert (waiting.state, waiting.attempts) == ("queued", 1)
     assert "502" in waiting.error
-    assert float(waiting.fields["next_attempt_at"]) == pytest.approx(clock.now + outbox.BACKOFF[0])
+    assert float(waiting.fields["next_attempt_at"]) == pytest.approx(clock.now + outbox.RETRY_FIRST)
     (retry,) = scheduled(sms_app)
     assert retry.func_name == "sms.outbox.deliver" and retry.args == (message_id,)
 
@@ -133,7 +133,7 @@ def test_retryable_error_then_success(sms_app, africastalking_standin, clock):
     ]
 
 
-def test_gives_up_after_six_attempts(sms_app, africastalking_standin, clock):
+def test_gives_up_after_eight_attempts(sms_app, africastalking_standin, clock):
     africastalking_standin.answer_status(500)
     message_id = queue_one(sms_app)
     run_jobs(sms_app)
@@ -145,9 +145,9 @@ def test_gives_up_after_six_attempts(sms_app, africastalking_standin, clock):
         run_scheduled(sms_app)
     failed = state(sms_app, message_id)
     assert (failed.state, failed.attempts) == ("failed", outbox.MAX_ATTEMPTS)
-    assert failed.error.startswith("gave up after 6 attempts")
-    assert delays == [10, 30, 90, 300, 900]
-    assert len(africastalking_standin.received) == 6
+    assert failed.error.startswith("gave up after 8 attempts")
+    assert delays == [10, 20, 40, 80, 160, 320, 640]  # utility.calls.backoff (its jitter pinned in tests)
+    assert len(africastalking_standin.received) == 8
 
 
 def test_final_refusal_is_failed_and_never_retried(sms_app, africastalking_standin):
@@ -300,7 +300,7 @@ def test_a_message_waiting_for_its_retry_is_not_requeued(sms_app, africastalking
     africastalking_standin.answer_status(500)
     queue_one(sms_app)
     run_jobs(sms_app)
-    clock.advance(outbox.BACKOFF[0] + 1)  # due, but its job is booked: nothing lost
+    clock.advance(outbox.RETRY_FIRST + 1)  # due, but its job is booked: nothing lost
     assert outbox.sweep_stale(sms_app) == outbox.SweepResult()
 
 
@@ -459,3 +459,14 @@ def test_another_jobs_unconfirmed_claim_is_not_taken(sms_app, africastalking_sta
     message_id = _rerun_after_a_claim(sms_app, "deliver-first", confirmed=False, job_id="deliver-other")
     run_jobs(sms_app)
     assert state(sms_app, message_id).state == "sending" and africastalking_standin.received == []
+
+
+def test_retries_follow_the_one_backoff_with_its_jitter(sms_app, africastalking_standin, clock, monkeypatch):
+    from utility import calls
+
+    monkeypatch.setattr(calls, "jitter", lambda: 0.5)
+    africastalking_standin.answer_status(502)
+    message_id = queue_one(sms_app)
+    run_jobs(sms_app)
+    waited = float(state(sms_app, message_id).fields["next_attempt_at"]) - clock.now
+    assert waited == pytest.approx(calls.backoff(1, outbox.RETRY_FIRST, outbox.RETRY_CAP)) == 7.5

@@ -149,6 +149,20 @@ def test_reprint_is_retried_after_a_timeout(backend: XmlVendBackend, standin: Xm
     assert len(standin.requests("reprint")) == 2
 
 
+def test_retries_wait_by_the_one_backoff(backend: XmlVendBackend, standin: XmlVendStandin, monkeypatch) -> None:
+    from utility import calls
+    from utility.vending import xmlvend
+
+    waited: list[float] = []
+    monkeypatch.setattr(xmlvend.time, "sleep", waited.append)
+    monkeypatch.setattr(calls, "jitter", lambda: 0.0)
+    standin.fail_next("trialCreditVend", status=503, times=5)
+    with pytest.raises(BackendUnavailable):
+        backend.quote(PLAIN, 5000)
+    assert waited == [calls.backoff(attempt, backend.backoff, xmlvend.BACKOFF_CAP) for attempt in (1, 2)]
+    assert waited == [0.005, 0.01]
+
+
 def test_quote_gives_up_after_the_retries(backend: XmlVendBackend, standin: XmlVendStandin) -> None:
     standin.fail_next("trialCreditVend", status=503, times=5)
     with pytest.raises(BackendUnavailable, match="did not answer") as caught:

@@ -49,7 +49,9 @@ log = logging.getLogger(__name__)
 PUMP_EVERY = 1.0  # seconds between two rounds of the pump
 CHUNK = 10  # registrations per job: a job is cheap to repeat, and few jobs stand in the queue
 HOLD = 300.0  # seconds a claimed registration waits for its job before another takes it
-RETRY_AFTER = 60.0  # seconds before a registration whose backend was down is tried again
+# A registration whose backend could not serve it is tried again after RETRY_AFTER seconds,
+# doubling with each retry, at most RETRY_CAP apart (utility.calls.backoff).
+RETRY_AFTER, RETRY_CAP = 60.0, 3600.0
 UNTHROTTLED_PER_SECOND = 50  # fulfilments a second when SMS_RATE_PER_SECOND is 0 (no limit)
 BOOKED_AHEAD_MAX = 10.0  # seconds of bulk SMS booked ahead past which the pump waits a round
 IN_FLIGHT_ROUNDS = 30  # claimed and not finished at most: this many rounds' worth
@@ -133,8 +135,8 @@ def fulfil_one(app: Flask, code: str, reference: str) -> str:
             body = _deliver(app, campaign, registration, key)
         except (VendingError, BillingError) as exc:
             if exc.retryable:
-                campaigns.retry_later(code, reference, RETRY_AFTER)
-                log.warning("campaign %s %s: %s, again in %.0f s", code, reference, exc.code, RETRY_AFTER)
+                delay = campaigns.retry_later(code, reference, RETRY_AFTER, RETRY_CAP)
+                log.warning("campaign %s %s: %s, again in %.0f s", code, reference, exc.code, delay)
                 return "retry"
             # The SMS before the state: a crash in between repeats the (idempotent) SMS only.
             outbox.send(app, registration.phone, failed_sms(registration.lang, code, reference, registration.account,
@@ -152,7 +154,7 @@ def fulfil_one(app: Flask, code: str, reference: str) -> str:
         # rest of the chunk goes on. If Redis is away this raises too, and the worker's
         # own retry runs the job again.
         log.exception("campaign %s %s: fulfilment failed unexpectedly, tried again later", code, reference)
-        campaigns.retry_later(code, reference, RETRY_AFTER)
+        campaigns.retry_later(code, reference, RETRY_AFTER, RETRY_CAP)
         return "retry"
 
 

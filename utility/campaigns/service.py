@@ -35,6 +35,7 @@ import redis
 
 from state import journal, keys
 from state.store import TextRedis
+from utility.calls import backoff
 from utility.campaigns import DEFAULTS
 from utility.campaigns.model import (
     CHANNELS,
@@ -558,10 +559,15 @@ class Campaigns:
         )
         return claimed
 
-    def retry_later(self, code: str, reference: str, delay: float, now: float | None = None) -> None:
-        """A backend could not serve it now: hand it out again in ``delay`` seconds."""
+    def retry_later(self, code: str, reference: str, first: float, cap: float, now: float | None = None) -> float:
+        """A backend could not serve it now: hand it out again after a backoff that grows
+        with each retry of this registration (utility.calls.backoff: ``first`` seconds,
+        doubling, at most ``cap``). Returns the delay."""
         now = time.time() if now is None else now
+        attempt = self.redis.hincrby(keys.campaign_retries(code), reference, 1)
+        delay = backoff(attempt, first, cap)
         self.redis.zadd(keys.campaign_claimed(code), {reference: now + delay}, xx=True)
+        return delay
 
     def finish(self, code: str, reference: str, reason: str = "", now: datetime.datetime | None = None) -> bool:
         """End a registration's fulfilment: fulfilled, or failed for ``reason``. False when it

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from utility.errors import OutsideError, Unavailable
+
 if TYPE_CHECKING:
     import flask
 
@@ -116,19 +118,22 @@ class WakeUp:
 
 
 # -- errors ----------------------------------------------------------------------------------
-class PaymentError(Exception):
+class PaymentError(OutsideError):
     """A payment request that cannot be made, or a provider that cannot be asked."""
 
+    system = "payments"  # the seam stamps payments:<provider>
+    code = "payment_error"
     retryable = False
 
 
-class ProviderUnavailable(PaymentError):
+class ProviderUnavailable(PaymentError, Unavailable):
     """The provider cannot be reached or answered with an error of its own; the same call
     may succeed later. At request time the caller tells the customer to try later rather
     than leave the order pending forever; the provider keeps the reference, so asking
     again for the same order is the same request, and the poller settles a request that
     reached the provider after all."""
 
+    code = "provider_unavailable"
     retryable = True
 
 
@@ -141,8 +146,7 @@ class ProviderMisconfigured(PaymentError):
     retryable = False
 
     def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
 
 
 class BadPaymentCallback(Exception):

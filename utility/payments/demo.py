@@ -10,7 +10,8 @@ poller's ``status`` call finds the result anyway.
 
 - A payer number ending in 9 is declined for insufficient funds.
 - ``set_available(False)`` switches the provider down (kept in Redis, so every process
-  sees it): ``request`` then raises ProviderUnavailable, as during an operator outage.
+  sees it): a ``request`` then raises ProviderUnavailable, as during an operator outage
+  (the seam checks the switch: utility.calls, utility.payments.call_policy).
 
 The callback body is JSON ``{provider_ref, order_ref, status, reason}`` (status SUCCESSFUL
 or FAILED, reason one of base.REASONS) with ``X-Guichet-Signature``: the hex HMAC-SHA256 of
@@ -48,7 +49,6 @@ from utility.payments.base import (
     PaymentError,
     PaymentRequest,
     PaymentResult,
-    ProviderUnavailable,
     State,
     callback_body,
     callback_json,
@@ -119,8 +119,7 @@ class DemoProvider:
     # -- the interface ---------------------------------------------------------------------------
     @needs_redis
     def request(self, payment: PaymentRequest) -> PaymentResult:
-        if not self.available():
-            raise ProviderUnavailable("the demo payment provider is switched off")
+        # Switched off (set_available), the seam (utility.calls) does not call this.
         ref = self.records.claim(payment.order_ref, str(uuid.uuid4()))
         record = self.records.get(ref)
         if record is not None:

@@ -3,8 +3,8 @@
 MTN sends its callback once and never again; a callback can also be refused by a proxy,
 arrive while we are down, or be lost on the way. So every pending payment is also asked
 about: first after GUICHET_PAYMENT_POLL_AFTER seconds (the callback usually comes first),
-then with a backoff per payment (15 s, 30 s, 60 s... up to
-GUICHET_PAYMENT_POLL_MAX_INTERVAL), and after GUICHET_PAYMENT_EXPIRY seconds with no
+then with a backoff per payment (about 15 s, 30 s, 60 s... up to
+GUICHET_PAYMENT_POLL_MAX_INTERVAL: utility.calls.backoff), and after GUICHET_PAYMENT_EXPIRY seconds with no
 final answer the payment is given up: failed, reason "expired" (the order must end; a
 late success from the provider still wins, see records.learn).
 
@@ -34,6 +34,7 @@ from flask import Flask, current_app
 from state import keys
 from state.store import get_redis
 from state.worker import last_recovery
+from utility.calls import backoff
 from utility.payments.base import DEFAULTS, FAILED, FINAL_STATES, PaymentError, PaymentProvider, PaymentResult
 from utility.payments.records import PaymentRecords
 
@@ -140,7 +141,7 @@ def _poll_one(
         learned = records.learn(ref, FAILED, "expired", via="poller")
         return learned.result if learned is not None else None
     polls = int(record.get("polls") or 0) + 1
-    interval = min(settings.max_interval, settings.first_interval * 2 ** (polls - 1))
+    interval = backoff(polls, settings.first_interval, settings.max_interval)
     # The last look is at the expiry itself, not some backoff after it.
     records.reschedule(ref, min(now + interval, created + settings.expiry), polls=polls)
     return None

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from utility.calls import CallPolicy
 from utility.customers import CustomerBase
-from utility.vending.base import VendingBackend
+from utility.vending.base import BackendUnavailable, VendingBackend
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -154,6 +155,23 @@ def from_settings(settings: VendingSettings, client: TextRedis, customers: Custo
             resource=xml.resource,
         )
     raise ValueError(f"no settings for VENDING_BACKEND {settings.backend!r}")
+
+
+# The interface's calls to the vending system (base.VendingBackend): what the seam wraps.
+CALLS = ("confirm", "quote", "vend", "reprint", "free_issue")
+
+
+def call_policy(settings: VendingSettings) -> CallPolicy:
+    """How the seam (utility.calls) calls the vending backend ``settings`` picks. Nothing is
+    repeated from there: XMLVend retries its idempotent exchanges itself and knows when a
+    vend may be sent again (utility.vending.xmlvend)."""
+    if settings.xmlvend is not None:
+        return CallPolicy("vending", CALLS, BackendUnavailable, timeout=settings.xmlvend.timeout)
+    # The built-in engine: an operator's switch (POST /admin/backends/vending) plays its
+    # outage; what it has stored (reprints) is still read. Its time bound is the default
+    # one: a vend waits up to 5 s for its meter (builtin.LOCK_WAIT).
+    return CallPolicy("vending", CALLS, BackendUnavailable, switch="vending",
+                      switched=frozenset({"confirm", "quote", "vend", "free_issue"}))
 
 
 def from_config(config: Mapping[str, Any], client: TextRedis, customers: CustomerBase) -> VendingBackend:

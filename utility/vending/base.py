@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
+from utility.errors import OutsideError, Unavailable
+
 
 # -- results ------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -97,9 +99,10 @@ class Vend:
 
 
 # -- errors ------------------------------------------------------------------------------
-class VendingError(Exception):
+class VendingError(OutsideError):
     """A vend that cannot be made. ``code`` picks the customer's message."""
 
+    system = "vending"
     code = "vending_error"
     retryable = False
 
@@ -130,7 +133,7 @@ class ReferenceConflict(VendingError):
     code = "reference_conflict"
 
 
-class BackendUnavailable(VendingError):
+class BackendUnavailable(VendingError, Unavailable):
     """The vending system cannot answer now; the same call may succeed later."""
 
     code = "backend_unavailable"

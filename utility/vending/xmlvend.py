@@ -4,8 +4,8 @@ The messages themselves (and where their shapes were confirmed) are in xmlvend_m
 This module decides what may be sent twice:
 
 - confirm, quote and reprint change nothing on the server: a timeout, a dropped
-  connection or an HTTP 5xx is retried (``retries`` times, short backoff), with the same
-  msgID.
+  connection or an HTTP 5xx is retried (``retries`` times, short backoff: utility.calls),
+  with the same msgID.
 - a credit vend or a free issue makes a token, and is never blindly sent again. From the
   moment it is sent its outcome is unknown until the server says otherwise. When the
   answer does not come (timeout, dropped connection, 5xx, garbage), the adapter asks with
@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import ParamSpec, Protocol, TypeVar
 
+from utility.calls import backoff
 from utility.customers import mask_tail
 from utility.vending import DEFAULTS
 from utility.vending import xmlvend_messages as msg
@@ -70,6 +71,7 @@ MAX_ANSWER_BYTES = 2 * 1024 * 1024  # a receipt is a few kB; more is not an XMLV
 UNIQUE_DIGITS = 9  # public servers answer 5- to 8-digit uniqueNumbers; 9 digits fit an int32
 KEPT_REFERENCES = 4096  # completed vends and msgIDs remembered per process
 NO_MAXIMUM = 10**9  # when confirmCustomer gives no maxVendAmt (the server still checks the vend)
+BACKOFF_CAP = 4.0  # seconds at most between two tries of an exchange: a customer's hop may be waiting
 
 # The deductions a receipt shows, in the order they are applied (energy is last).
 CHARGE_ORDER = ("fixed_fee", "service_charge", "debt_recovery", "municipal_tax", "vat")
@@ -337,7 +339,7 @@ class XmlVendBackend:
         last: Exception | None = None
         for attempt in range(attempts):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(backoff(attempt, self.backoff, BACKOFF_CAP))
             try:
                 return self._exchange(op, body)
             except _Unreachable as exc:
@@ -416,7 +418,7 @@ class XmlVendBackend:
         last: Exception | None = None
         for attempt in range(attempts):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(backoff(attempt, self.backoff, BACKOFF_CAP))
             try:
                 advice = msg.read_advice(self._exchange("lastRespAdvice", body))
             except (_Unreachable, MalformedResponse) as exc:
