@@ -183,8 +183,11 @@ def test_after_the_delay_one_call_probes_a_success_closes_and_a_failure_opens_ag
     assert vending.confirm("015") == "confirm 015"
 
 
-def test_every_process_sees_one_breaker(redis_client) -> None:
-    """Two processes (two seams, two connections, two backends) on one Redis."""
+def test_every_process_sees_one_breaker(redis_client, monkeypatch) -> None:
+    """Two processes (two seams, two connections, two backends) on one Redis; each reads the
+    breaker at most once a second, so the other sees it open within a second."""
+    now = [1000.0]
+    monkeypatch.setattr(calls._SharedStorage, "clock", staticmethod(lambda: now[0]))
     here = seam_on(redis_client, failures=FAILURES)
     there = seam_on(another_process(redis_client), failures=FAILURES)
     ours, theirs = here.guard(Vending(), POLICY), there.guard(Vending(), POLICY)
@@ -193,9 +196,12 @@ def test_every_process_sees_one_breaker(redis_client) -> None:
     for _ in range(FAILURES):
         with pytest.raises(BackendUnavailable):
             ours.confirm("014")
+    now[0] += 0.5
+    assert theirs.confirm("014") == "confirm 014"  # its copy, read half a second ago, is closed
+    now[0] += calls._SharedStorage.READ_EVERY
     with pytest.raises(BackendUnavailable, match="breaker is open"):
         theirs.confirm("014")
-    assert theirs.called == ["confirm"]  # the other process did not call it either
+    assert theirs.called == ["confirm", "confirm"]  # then the other process did not call it either
     assert there.states() == {"vending": "open"}
 
     assert there.reset("vending")  # an operator's reset, served by the other process

@@ -207,6 +207,67 @@ def _storage_key(system: str, name: str) -> str:
     return f"{keys.breaker(system)}:{pybreaker.CircuitRedisStorage.BASE_NAMESPACE}:{name}"
 
 
+class _SharedStorage(pybreaker.CircuitRedisStorage):
+    """pybreaker's Redis storage, read at most once every READ_EVERY seconds per process.
+
+    As pybreaker ships it, every guarded call reads the state from Redis and every success
+    writes the failure count back to 0: two or three round trips more on each hop that
+    calls a backend. Here the state and the failure count are read together, at most once
+    a second; a success writes the count back only when it is not 0 already (as last read
+    or written here); a failure, opening and closing write through at once. Another process
+    sees a change within a second, as the menus do (``states``). The price: a success in one
+    process may not clear, for up to a second, a failure another process just counted."""
+
+    READ_EVERY = 1.0
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._read_at = -float("inf")
+        self._state_copy = pybreaker.STATE_CLOSED
+        self._failures = 0
+        super().__init__(*args, **kwargs)
+
+    def _refresh(self) -> None:
+        if self.clock() - self._read_at < self.READ_EVERY:
+            return
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.get(self._namespace("state"))
+            pipe.get(self._namespace("fail_counter"))
+            state, failures = pipe.execute()
+        except redis.RedisError:
+            self.logger.exception("RedisError: falling back to default circuit state")
+            self._state_copy, self._failures = self._fallback_circuit_state, 0
+            return
+        if state is None:  # gone (a flushed Redis): written again as pybreaker does
+            self._initialize_redis_state(self._fallback_circuit_state)
+            state = self._fallback_circuit_state.encode()
+        self._state_copy = state.decode() if isinstance(state, bytes) else str(state)
+        self._failures = int(failures or 0)
+        self._read_at = self.clock()
+
+    @property
+    def state(self) -> str:
+        self._refresh()
+        return self._state_copy
+
+    @state.setter
+    def state(self, state: str) -> None:
+        pybreaker.CircuitRedisStorage.state.fset(self, state)  # type: ignore[attr-defined]
+        self._state_copy = str(state)
+
+    def increment_counter(self) -> None:
+        super().increment_counter()
+        self._failures += 1
+        self._read_at = -float("inf")  # the next look reads what every process counted
+
+    def reset_counter(self) -> None:
+        self._refresh()
+        if self._failures:
+            super().reset_counter()
+            self._failures = 0
+
+
 class _Logged(pybreaker.CircuitBreakerListener):
     def state_change(self, cb: pybreaker.CircuitBreaker, old_state: pybreaker.CircuitBreakerState | None,
                      new_state: pybreaker.CircuitBreakerState) -> None:
@@ -325,8 +386,8 @@ class Seam:
             made = self._breakers.get(system)
             if made is None:
                 try:
-                    storage = pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, self.breakers_redis,
-                                                            namespace=keys.breaker(system))
+                    storage = _SharedStorage(pybreaker.STATE_CLOSED, self.breakers_redis,
+                                             namespace=keys.breaker(system))
                     made = pybreaker.CircuitBreaker(
                         fail_max=self.failures, reset_timeout=self.reset_seconds,
                         exclude=[lambda error: not counts_against_breaker(error)],

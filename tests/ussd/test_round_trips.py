@@ -233,3 +233,15 @@ def test_a_free_credit_registration_costs_three_round_trips(app, client, custome
     assert len(verdict) == 3, shown(verdict)  # lock, the registration script, save with the journal
     assert "XADD" in names(verdict[-1]), shown(verdict)
     assert not any("HGETALL" in names(trip) for trip in verdict), shown(verdict)
+
+
+def test_a_hop_that_calls_a_backend_reads_its_breaker_once_a_second_at_most(client, customers, wire):
+    """The breaker's state is shared through Redis (utility.calls), but a hop does not pay a
+    round trip for it: the process reads it at most once a second, and a success writes
+    nothing while no failure is counted."""
+    Phone(client, ONE_METER).dial().send("1").send("5000").send("00")  # the breakers made, their state read
+    phone = Phone(client, ONE_METER).dial().send("1")
+    with wire.hop() as amount:
+        phone.send("5000")  # quoted by the vending backend, through the seam
+    assert phone.screen.startswith("5 000 FCFA"), phone.screen
+    assert not [arg for trip in amount for _, arg in trip if "BREAKER" in arg.upper()], shown(amount)
