@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 # retry hops), so that a hop reads both with one command and writes both with one.
 SESSION_FIELD = "session"
 REPLY_PREFIX = "reply:"
+# What a new session reads of the phone's profile (keys.profile): the language the caller
+# chose, and the regions of the phone's accounts, which the customer base's import keeps
+# there (utility.customers.PROFILE_REGIONS) so that the main menu's incident notice costs
+# no round trip of its own.
+PROFILE_FIELDS = ("lang", "regions")
 
 
 class SessionBusy(Exception):
@@ -52,6 +57,7 @@ class Session:
     # A resume point of this phone may exist (this session found or wrote one): only then
     # does a hop that leaves no point need to delete one.
     resume_kept: bool = False
+    regions: str = ""  # the caller's regions as the dial read them (Loaded.regions)
 
     def to_json(self) -> str:
         # vars(), not asdict(): asdict deep-copies every value, a cost paid on each hop.
@@ -87,6 +93,7 @@ class Loaded:
     reply: str | None  # the answer already given to this very hop (a gateway retry)
     language: str | None  # the phone's remembered language
     resume: ResumePoint | None
+    regions: str = ""  # the regions of the phone's accounts, comma-joined (the customer base's import writes them)
 
 
 @dataclass
@@ -199,18 +206,21 @@ class SessionStore:
 
     @staticmethod
     def _phone_reads(pipe: TextPipeline, phone: str) -> None:
-        """What only a new session reads: the phone's language and resume point."""
-        pipe.hget(keys.profile(phone), "lang")
+        """What only a new session reads: the phone's language and regions (for the main
+        menu's incident notice), and its resume point."""
+        pipe.hmget(keys.profile(phone), *PROFILE_FIELDS)
         pipe.get(keys.resume_point(phone))
 
     @staticmethod
     def _loaded(values: list[Any]) -> Loaded:
-        (raw_session, reply), language, raw_resume = (*values, None, None)[:3]
+        (raw_session, reply), profile, raw_resume = (*values, None, None)[:3]
+        language, regions = profile or (None, None)
         return Loaded(
             session=Session.from_json(raw_session) if raw_session else None,
             reply=reply,
             language=language,
             resume=ResumePoint.from_json(raw_resume) if raw_resume else None,
+            regions=regions or "",
         )
 
     def save(self, change: Change, held: Held | None = None) -> None:

@@ -16,6 +16,7 @@ from state.sessions import Change, Held, Loaded, Session, SessionBusy, SessionSt
 from ussd import menu
 from ussd.catalogue import languages, text
 from ussd.flows import SCREENS
+from ussd.flows.home import notice_line
 from ussd.gateways.base import Hop
 from ussd.render import render
 from ussd.screens import Context, Screen
@@ -55,7 +56,7 @@ class Engine:
         session, inputs = self._session_and_inputs(hop, loaded)
         outcome = menu.run(session, inputs, self.services)
         screen = render(session, Context(self.settings.utility, hop.service_code, self.services.now().date(),
-                                         self.services))
+                                         self.services, banner=notice_line(session, self.services)))
         session.hint = session.notice = ""  # shown once
         self.store.save(
             Change(
@@ -90,6 +91,7 @@ class Engine:
             network=hop.network,
             lang=language,
             resume_kept=loaded.resume is not None,
+            regions=loaded.regions,
         )
         inputs = list(hop.dial_inputs) + list(hop.inputs)
         session.consumed = len(hop.inputs) if hop.cumulative else 0

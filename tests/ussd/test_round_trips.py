@@ -75,9 +75,10 @@ class Wire:
 def wire(app, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Wire:
     from utility.services import services
 
-    # This process's copy of the campaigns exists before counting: it is read again every
-    # few seconds (utility.campaigns.service.CACHE_SECONDS), not on each hop.
+    # This process's copies of the campaigns and incidents exist before counting: each is
+    # read again every few seconds (their CACHE_SECONDS), not on each hop.
     services(app).campaigns.active()
+    services(app).incidents.active()
     recorder = Wire()
     connection_class = redis_client.connection_pool.connection_class
     original = connection_class.send_packed_command
@@ -187,7 +188,8 @@ def test_a_hop_after_the_dial_reads_only_its_session_and_its_reply(client, custo
         phone.dial()
     with wire.hop() as choice:
         phone.send("4")
-    assert names(first[0]) == ["SET", "HMGET", "HGET", "GET"], shown(first)  # lock, session + reply, lang, resume
+    # lock, session + reply, the profile's language and regions, resume point
+    assert names(first[0]) == ["SET", "HMGET", "HMGET", "GET"], shown(first)
     assert names(choice[0]) == ["SET", "HMGET"], shown(choice)
     # session + reply, their expiry, the resume point, the journal, the release
     assert names(choice[1]) == ["HSET", "EXPIRE", "SET", "XADD", "EVAL"], shown(choice)

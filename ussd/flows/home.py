@@ -3,11 +3,29 @@ ussd.flows.FLOWS order), the offer to resume a dropped session, the goodbye afte
 invalid inputs."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import redis
 
 from state.sessions import Session
 from ussd.catalogue import text
 from ussd.screens import Context, Option, ScreenSpec
+
+if TYPE_CHECKING:
+    from utility.services import Services
+
+
+def notice_line(session: Session, services: Services) -> str:
+    """The main menu's first line while an incident touches the caller's regions: the
+    newest one's title. The regions came with the dial's own round trip and the incidents
+    from this process's copy, so the notice costs the hop nothing."""
+    if session.state != "main" or not session.regions:
+        return ""
+    try:
+        found = services.incidents.active_for_regions(session.regions.split(","))
+    except redis.RedisError:
+        return ""  # the menu still works without its notice
+    return text(session.lang, "main.notice", title=found[0].title(session.lang)) if found else ""
 
 
 def _resume(session: Session, ctx: Context) -> str:
