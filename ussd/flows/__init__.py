@@ -31,5 +31,5 @@ def _collect() -> dict[str, ScreenSpec]:
 
 
 SCREENS: dict[str, ScreenSpec] = _collect()
-EDGES: list[dict[str, Any]] = [edge for flow in FLOWS for edge in flow.EDGES]
+EDGES: list[dict[str, Any]] = [*home.EDGES, *(edge for flow in FLOWS for edge in flow.EDGES)]
 RESETTING: frozenset[str] = frozenset(trigger for flow in FLOWS for trigger in getattr(flow, "RESETTING", ()))
