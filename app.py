@@ -56,6 +56,9 @@ DEFAULTS: dict[str, Any] = {
     "RESEND_LIMITS": "1/60,3/3600",  # "resend my last token"
     "ORDER_LIMITS": "3/60,10/3600",  # orders placed by one caller
     "PAYER_PROMPT_LIMITS": "3/600,10/86400",  # payment prompts to one payer's handset
+    # Vending down (its breaker open, a timeout, a backend switch): "store" takes the payment
+    # and sends the token when it returns; "refuse" says the purchase cannot be made now.
+    "VENDING_DOWN": "store",
     "BILL_OVERPAYMENT": "credit",  # paying more than a bill: "credit" (kept on the account) or "refuse"
     **VENDING_DEFAULTS,  # VENDING_BACKEND (builtin: the STS engine) or the utility's XMLVend server, STS_*...
     **SMS_DEFAULTS,  # SMS_PROVIDER (console), provider credentials, PUBLIC_URL...

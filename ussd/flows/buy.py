@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from flask import current_app
 from transitions import EventData
 
 from sms.gsm import gsm7_septets
@@ -119,6 +120,24 @@ def meter_blocked(event: EventData) -> bool:
     return bool(visit_of(event).session.data.get("blocked"))
 
 
+def refused_while_down(event: EventData) -> bool:
+    """Vending is down and the operator takes no payment it cannot vend at once
+    (GUICHET_VENDING_DOWN=refuse): the call ends on why, instead of the offline quote."""
+    visit = visit_of(event)
+    offline = bool(visit.session.data.get("offline")) and not visit.refusal
+    if not offline or str(current_app.config["VENDING_DOWN"]).strip().lower() != "refuse":
+        return False
+    visit.session.data["short_code"] = str(current_app.config.get("SMS_SHORT_CODE") or "")
+    return True
+
+
+def _down(session: Session, ctx: Context) -> str:
+    lines = [text(session.lang, "buy.down")]
+    if session.data.get("short_code"):  # where INFO tells the incident's news
+        lines.append(text(session.lang, "buy.down_info", short_code=session.data["short_code"]))
+    return "\n".join(lines)
+
+
 def accept_meter(visit: Visit, value: str) -> str | None:
     value = value.replace(" ", "")
     problem = meter_problem(value)
@@ -195,21 +214,26 @@ SCREENS: dict[str, ScreenSpec] = {
     "buy_amount": ScreenSpec("input", body=_amount_prompt, accept=accept_amount, submit="amount_entered",
                              extra=(Option("buy.other", "other_meter", when=_straight_from_the_menu),)),
     "buy_quote": ScreenSpec("menu", body=_quote, options=(Option("buy.pay", "choose_payer"),)),
+    "buy_down": ScreenSpec("end", body=_down, resumable=False),
 }
 
 EDGES: list[dict[str, Any]] = [
     # One meter: straight to the amount (the meter and its holder shown there).
     {"trigger": "buy", "source": "main", "dest": "buy_blocked", "prepare": [load_meters, check_only_meter],
      "conditions": [has_one_meter, meter_blocked]},
+    {"trigger": "buy", "source": "main", "dest": "buy_down", "conditions": [has_one_meter, refused_while_down]},
     {"trigger": "buy", "source": "main", "dest": "buy_amount", "conditions": [has_one_meter, meter_known]},
     {"trigger": "buy", "source": "main", "dest": "buy_meter", "conditions": has_meters},
     {"trigger": "buy", "source": "main", "dest": "buy_meter_input"},
     {"trigger": "pick_meter", "source": "buy_meter", "dest": "buy_blocked", "prepare": check_picked_meter,
      "conditions": meter_blocked},
+    {"trigger": "pick_meter", "source": "buy_meter", "dest": "buy_down", "conditions": refused_while_down},
     {"trigger": "pick_meter", "source": "buy_meter", "dest": "buy_amount", "conditions": meter_known},
     {"trigger": "other_meter", "source": ["buy_meter", "buy_amount"], "dest": "buy_meter_input"},
     {"trigger": "meter_entered", "source": "buy_meter_input", "dest": "buy_blocked", "conditions": meter_blocked},
+    {"trigger": "meter_entered", "source": "buy_meter_input", "dest": "buy_down", "conditions": refused_while_down},
     {"trigger": "meter_entered", "source": "buy_meter_input", "dest": "buy_amount"},
+    {"trigger": "amount_entered", "source": "buy_amount", "dest": "buy_down", "conditions": refused_while_down},
     {"trigger": "amount_entered", "source": "buy_amount", "dest": "buy_quote"},
     {"trigger": "choose_payer", "source": "buy_quote", "dest": "payer"},
 ]
@@ -218,7 +242,7 @@ ORDER_MAX = 10_000_000  # the largest order amount (bills; purchases are capped 
 WORST: dict[str, Any] = {
     "meters": [{"meter": "0123456789012"}] * MAX_METERS,
     "meter": "0123456789012", "minimum": ORDER_MAX, "maximum": ORDER_MAX, "amount": ORDER_MAX, "offline": False,
-    "flow": "units",
+    "flow": "units", "short_code": "123456789012",
     "quote": {"units": "99999.9", "unit": "kWh", "charges": [
         [code, ORDER_MAX] for code in ("fixed_fee", "debt_recovery", "municipal_tax", "vat", "service_charge", "energy")
     ]},
