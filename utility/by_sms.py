@@ -19,7 +19,6 @@ segment each in the worst case (tests/sms/test_keywords_self_service.py composes
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Sequence
 
 from flask import current_app
@@ -29,7 +28,7 @@ from sms.gsm import clip, gsm7_septets, to_gsm7
 from sms.keywords import Inbound
 from state import journal, limits
 from utility.customers import Account
-from utility.orders import DELIVERED, RECENT_KEPT, UNITS, Orders
+from utility.orders import Orders
 from utility.services import services
 from utility.vending.base import Vend
 
@@ -150,22 +149,10 @@ def tokens(message: Inbound) -> str:
 
 
 def last_vends(orders: Orders, phone: str) -> list[Vend]:
-    """The newest vend of each meter whose tokens ``phone`` may have, newest first, at most
-    MAX_METERS. Which those are is the rule of Orders.resend_last_tokens, kept word for word:
-    the purchases this phone made and that were delivered, and the last vend of each meter
-    linked to the phone in the customer base. Never a token of any other meter: typing a
-    stranger's meter into an order gives no right to its tokens."""
-    vends = [
-        Vend.from_json(json.dumps(order.receipt))
-        for order in orders.recent(phone, count=RECENT_KEPT)
-        if order.kind == UNITS and order.state in DELIVERED and order.phone == phone and order.receipt
-    ]
-    if orders.customers is not None:
-        for account in orders.customers.accounts_for_phone(phone):
-            if account.prepaid:
-                vends += orders.vending.reprint(account.meter_number)[:1]
+    """The newest vend of each meter whose tokens ``phone`` may have (Orders.tokens_of, the
+    rule the USSD resend follows), newest first, at most MAX_METERS."""
     newest: dict[str, Vend] = {}
-    for vend in sorted(vends, key=lambda vend: _utc(vend.issued_at), reverse=True):
+    for vend in sorted(orders.tokens_of(phone), key=lambda vend: _utc(vend.issued_at), reverse=True):
         newest.setdefault(vend.meter, vend)
     return list(newest.values())[:MAX_METERS]
 

@@ -226,13 +226,11 @@ class Orders:
             return []
         return [Order.from_json(raw) for raw in self.redis.mget([keys.order(r) for r in references]) if raw]
 
-    def resend_last_tokens(self, phone: str, lang: str) -> Resent:
-        """SMS the caller their latest token again: of a purchase this phone made and that
-        was delivered, or the last vend of a meter linked to this number in the customer
-        base. Never a token of any other meter: typing a stranger's meter into an order
-        (even one that was then declined) gives no right to its tokens.
-
-        Raises LimitReached when the phone asked too often (each resend is an SMS)."""
+    def tokens_of(self, phone: str) -> list[Vend]:
+        """The vends whose tokens ``phone`` may have sent again (by USSD or SMS): of the
+        purchases this phone made and that were delivered, and the last vend of each meter
+        linked to the phone in the customer base. Never a token of any other meter: typing
+        a stranger's meter into an order (even one then declined) gives no right to its tokens."""
         vends = [
             Vend.from_json(json.dumps(o.receipt))
             for o in self.recent(phone, count=RECENT_KEPT)
@@ -242,6 +240,13 @@ class Orders:
             for account in self.customers.accounts_for_phone(phone):
                 if account.prepaid:
                     vends += self.vending.reprint(account.meter_number)[:1]
+        return vends
+
+    def resend_last_tokens(self, phone: str, lang: str) -> Resent:
+        """SMS the caller their latest token again, of those `tokens_of` allows.
+
+        Raises LimitReached when the phone asked too often (each resend is an SMS)."""
+        vends = self.tokens_of(phone)
         if not vends:
             return Resent("none")
         latest = max(vends, key=lambda vend: vend.issued_at)
