@@ -22,18 +22,15 @@ import datetime
 import io
 import json
 import logging
-import math
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-import redis
-
 from state import journal, keys
+from state.copies import KeyedCopy
 from state.store import TextRedis
 from utility.calls import backoff
 from utility.campaigns import DEFAULTS
@@ -271,9 +268,8 @@ class Campaigns:
         self._finish = client.register_script(_FINISH)
         self._stats = client.register_script(_STATS)
         self._install_allowlist = client.register_script(_INSTALL_ALLOWLIST)
-        self._copy: dict[str, Campaign] | None = None
-        self._copied_at = -math.inf
-        self._refreshing = threading.Lock()
+        self._copy: KeyedCopy[Campaign] = KeyedCopy("campaigns", lambda: {item.code: item for item in self.all()}, clock,
+                                                CACHE_SECONDS, MISS_REFRESH_SECONDS)
 
     def now(self) -> datetime.datetime:
         return datetime.datetime.now(self.tz)
@@ -386,48 +382,23 @@ class Campaigns:
         """The campaigns customers may register for now, soonest first. Cheap: from this
         process's copy (at most CACHE_SECONDS old), no Redis round trip on most calls."""
         now = now or self.now()
-        return [campaign for campaign in self._campaigns().values() if campaign.is_open(now)]
+        return [campaign for campaign in self._copy.get().values() if campaign.is_open(now)]
 
     def cached(self) -> list[Campaign]:
         """Every campaign, from this process's copy (at most CACHE_SECONDS old)."""
-        return list(self._campaigns().values())
+        return list(self._copy.get().values())
 
     def lookup(self, code: str) -> Campaign | None:
         """The campaign of ``code`` from this process's copy (open or not): what an SMS
         keyword or a menu asks. A code not in the copy reads the campaigns again (one made
         in another process a moment ago), at most once every MISS_REFRESH_SECONDS."""
         code = code.strip().upper()
-        campaign = self._campaigns().get(code)
-        if campaign is None and self.clock() - self._copied_at >= MISS_REFRESH_SECONDS:
-            campaign = self._campaigns(force=True).get(code)
-        return campaign
-
-    def _campaigns(self, force: bool = False) -> dict[str, Campaign]:
-        copy = self._copy
-        if copy is not None and not force and self.clock() - self._copied_at < CACHE_SECONDS:
-            return copy
-        # One thread re-reads; the others go on with the copy they have, if any.
-        if not self._refreshing.acquire(blocking=copy is None):
-            return copy if copy is not None else {}
-        try:
-            try:
-                fresh = {campaign.code: campaign for campaign in self.all()}
-            except redis.RedisError:
-                if copy is None:
-                    raise
-                log.warning("campaigns: Redis did not answer, the copy of %.0f s ago serves meanwhile",
-                            self.clock() - self._copied_at)
-                self._copied_at = self.clock() - CACHE_SECONDS + MISS_REFRESH_SECONDS  # try again soon
-                return copy
-            self._copy, self._copied_at = fresh, self.clock()
-            return fresh
-        finally:
-            self._refreshing.release()
+        return self._copy.lookup(code)
 
     def _forget(self) -> None:
         """This process changed a campaign: its next read is fresh (others catch up within
         CACHE_SECONDS)."""
-        self._copied_at = -math.inf
+        self._copy.forget()
 
     # -- registering --------------------------------------------------------------------------
     def _journal(self, later: list[dict[str, str]] | None, kind: str, **fields: Any) -> None:

@@ -32,21 +32,18 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import math
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, cast
-
-import redis
 
 from sms import optout, outbox
 from sms.catalogue import DEFAULT_LANGUAGE
 from sms.gsm import clip, sms_segments, to_gsm7
 from sms.receipts import UTILITY_WIDTH
 from state import journal, keys
+from state.copies import KeyedCopy
 from state.store import TextRedis
 from utility.customers import PROFILE_REGIONS, RedisCustomerBase, mask_tail, region_key
 from utility.incidents import texts
@@ -349,9 +346,8 @@ class Incidents:
         self._complete = client.register_script(_COMPLETE)
         self._supersede = client.register_script(_SUPERSEDE)
         self._stats = client.register_script(_STATS)
-        self._copy: dict[str, Incident] | None = None
-        self._copied_at = -math.inf
-        self._refreshing = threading.Lock()
+        self._copy: KeyedCopy[Incident] = KeyedCopy("incidents", lambda: {item.id: item for item in self.all()}, clock,
+                                                CACHE_SECONDS, MISS_REFRESH_SECONDS)
 
     def now(self) -> datetime.datetime:
         return datetime.datetime.now(self.tz)
@@ -587,7 +583,7 @@ class Incidents:
     def active(self) -> list[Incident]:
         """The incidents under way, the newest first. Cheap: from this process's copy (at most
         CACHE_SECONDS old), no Redis round trip on most calls."""
-        return [incident for incident in self._incidents().values() if incident.active]
+        return [incident for incident in self._copy.get().values() if incident.active]
 
     def active_for_regions(self, regions: Iterable[str]) -> list[Incident]:
         """The incidents under way in any of ``regions`` (names as written anywhere: the
@@ -597,48 +593,23 @@ class Incidents:
 
     def cached(self) -> list[Incident]:
         """Every incident, from this process's copy."""
-        return list(self._incidents().values())
+        return list(self._copy.get().values())
 
     def lookup(self, incident_id: str) -> Incident | None:
         """The incident from this process's copy (an id made elsewhere a moment ago reads the
         incidents again, at most once every MISS_REFRESH_SECONDS)."""
         incident_id = incident_id.strip().upper()
-        incident = self._incidents().get(incident_id)
-        if incident is None and self.clock() - self._copied_at >= MISS_REFRESH_SECONDS:
-            incident = self._incidents(force=True).get(incident_id)
-        return incident
+        return self._copy.lookup(incident_id)
 
     def penalties_waived(self, region: str, at: datetime.datetime) -> bool:
         """Whether a late-payment penalty in ``region`` for a payment at ``at`` is waived: an
         incident that waives them was under way there then."""
         return any(incident.waive_penalties and incident.covers(region, at) for incident in self.cached())
 
-    def _incidents(self, force: bool = False) -> dict[str, Incident]:
-        copy = self._copy
-        if copy is not None and not force and self.clock() - self._copied_at < CACHE_SECONDS:
-            return copy
-        # One thread re-reads; the others go on with the copy they have, if any.
-        if not self._refreshing.acquire(blocking=copy is None):
-            return copy if copy is not None else {}
-        try:
-            try:
-                fresh = {incident.id: incident for incident in self.all()}
-            except redis.RedisError:
-                if copy is None:
-                    raise
-                log.warning("incidents: Redis did not answer, the copy of %.0f s ago serves meanwhile",
-                            self.clock() - self._copied_at)
-                self._copied_at = self.clock() - CACHE_SECONDS + MISS_REFRESH_SECONDS  # try again soon
-                return copy
-            self._copy, self._copied_at = fresh, self.clock()
-            return fresh
-        finally:
-            self._refreshing.release()
-
     def _forget(self) -> None:
         """This process changed an incident: its next read is fresh (others catch up within
         CACHE_SECONDS)."""
-        self._copied_at = -math.inf
+        self._copy.forget()
 
     # -- subscriptions --------------------------------------------------------------------------------
     def subscribe(self, phone: str, region: str) -> str:
