@@ -12,13 +12,9 @@ call carries ``Authorization: Bearer <key>`` and is audited, allowed or refused.
 """
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
+from flask import Blueprint, Flask, Response, jsonify, request
 
-from flask import Blueprint, Flask, Response, jsonify, request, stream_with_context
-
-from utility.admin import audit_detail, refused_file, require_admin
+from utility.admin import audit_detail, csv_download, refused_file, require_admin
 from utility.campaigns.model import DefinitionError
 from utility.campaigns.service import (
     AllowlistError,
@@ -132,24 +128,9 @@ def registrations(code: str) -> Response | tuple[Response, int]:
         return _unknown(code)
     audit_detail(f"{code}: export")
 
-    def rows() -> Iterator[str]:
-        # A chunk of registrations at a time (Campaigns.registrations): memory stays flat
-        # however many there are.
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(EXPORT_COLUMNS)
-        for count, r in enumerate(campaigns.registrations(code), 1):
-            writer.writerow((r.reference, r.account, r.meter, r.phone, r.channel, r.at.isoformat(), r.state,
-                             r.reason))
-            if count % 1000 == 0:
-                yield out.getvalue()
-                out.seek(0)
-                out.truncate()
-        yield out.getvalue()
-
-    response = Response(stream_with_context(rows()), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{code}-registrations.csv"'
-    return response
+    rows = ((r.reference, r.account, r.meter, r.phone, r.channel, r.at.isoformat(), r.state, r.reason)
+            for r in campaigns.registrations(code))
+    return csv_download(EXPORT_COLUMNS, rows, f"{code}-registrations.csv")
 
 
 def _unknown(code: str) -> tuple[Response, int]:

@@ -16,13 +16,9 @@ writes nothing.
 """
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
+from flask import Blueprint, Flask, Response, jsonify, request
 
-from flask import Blueprint, Flask, Response, jsonify, request, stream_with_context
-
-from utility.admin import audit_detail, require_admin
+from utility.admin import audit_detail, csv_download, require_admin
 from utility.incidents.model import DefinitionError
 from utility.incidents.service import IncidentResolved, Incidents, Preview, UnknownIncident
 
@@ -156,24 +152,9 @@ def late_payments(incident_id: str) -> Response | tuple[Response, int]:
         return _unknown(incident_id)
     audit_detail(f"{incident_id}: late payments export")
 
-    def rows() -> Iterator[str]:
-        # A chunk of payments at a time (Incidents.late_payments): memory stays flat however
-        # many there are.
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(EXPORT_COLUMNS)
-        for count, p in enumerate(incidents.late_payments(incident_id), 1):
-            writer.writerow((p.account, p.phone, p.amount, p.due_date.isoformat(),
-                             p.paid_at.isoformat(timespec="seconds"), p.reference, p.region))
-            if count % 1000 == 0:
-                yield out.getvalue()
-                out.seek(0)
-                out.truncate()
-        yield out.getvalue()
-
-    response = Response(stream_with_context(rows()), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{incident_id}-late-payments.csv"'
-    return response
+    rows = ((p.account, p.phone, p.amount, p.due_date.isoformat(), p.paid_at.isoformat(timespec="seconds"),
+             p.reference, p.region) for p in incidents.late_payments(incident_id))
+    return csv_download(EXPORT_COLUMNS, rows, f"{incident_id}-late-payments.csv")
 
 
 def _unknown(incident_id: str) -> tuple[Response, int]:
