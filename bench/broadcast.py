@@ -50,7 +50,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.campaign import admin, cpu_seconds, guichet, machine, redis_server  # noqa: E402
+from bench.campaign import admin, cpu_seconds, guichet, machine, processes, redis_server  # noqa: E402
 from sms import optout  # noqa: E402
 from state import keys  # noqa: E402
 from utility.customers import Account, RedisCustomerBase  # noqa: E402
@@ -180,14 +180,9 @@ class StandIn:
 def rss_kb(group: int) -> int:
     """Resident memory (kB) of the processes of ``group``, in all."""
     total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid, _ in processes(group=group):
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            if int(stat[stat.rindex(")") + 2:].split()[2]) != group:
-                continue
-            for line in Path(f"/proc/{entry}/status").read_text().splitlines():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
         except (OSError, ValueError, IndexError):

@@ -214,10 +214,9 @@ def guichet(env: dict[str, str], folder: Path) -> Iterator[tuple[int, int]]:
             process.wait()
 
 
-def cpu_seconds(pids: set[int] | None = None, group: int | None = None) -> float:
-    """CPU time (user + system) of the processes ``pids`` or of the process group ``group``."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+def processes(pids: set[int] | None = None, group: int | None = None) -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the name) of the processes ``pids`` or of
+    the process group ``group``."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -227,8 +226,13 @@ def cpu_seconds(pids: set[int] | None = None, group: int | None = None) -> float
             continue
         fields = stat[stat.rindex(")") + 2:].split()
         if (pids is not None and int(entry) in pids) or (group is not None and int(fields[2]) == group):
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+            yield int(entry), fields
+
+
+def cpu_seconds(pids: set[int] | None = None, group: int | None = None) -> float:
+    """CPU time (user + system) of the processes ``pids`` or of the process group ``group``."""
+    total = sum(int(fields[11]) + int(fields[12]) for _, fields in processes(pids, group))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def machine() -> str:
