@@ -5,7 +5,6 @@ back as TwiML in the webhook's answer."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
@@ -27,14 +26,6 @@ TW_PATH = "/sms/twilio/inbound"
 PUBLIC = "https://guichet.example.org"
 TWILIO_TOKEN = "tw-test-token"
 TWILIO_ACCOUNT = "AC" + "0" * 31 + "1"
-
-
-@pytest.fixture(autouse=True)
-def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test registers into a copy of the registry: nothing leaks into the next."""
-    monkeypatch.setattr(keywords, "KEYWORDS", dict(keywords.KEYWORDS))
-    monkeypatch.setattr(keywords, "RESOLVERS", [])
-    yield
 
 
 class Gratuit:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -32,14 +31,6 @@ MARIE, AMINA, GRANNY, PAUL, NOBODY = "+237699000001", "+237699000002", "+2376990
 MARIE_METER = with_check_digit("0140000001")  # 01400000012
 AMINA_METERS = with_check_digit("0140000002"), with_check_digit("0140000003")
 GRANNY_METER = with_check_digit("0150000006")
-
-
-@pytest.fixture(autouse=True)
-def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test registers into a copy of the registry: nothing leaks into the next."""
-    monkeypatch.setattr(keywords, "KEYWORDS", dict(keywords.KEYWORDS))
-    monkeypatch.setattr(keywords, "RESOLVERS", [])
-    yield
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@ Africa's Talking's opt-out, and no broadcast notice reaches the phone; receipts 
 customer's own payments still do; START brings the notices back."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from sms import keywords, optout
+from sms import optout
 from state import journal, keys
 from state.store import get_redis
 from tests.sms.fixtures import africastalking_config, sms_app_for
@@ -27,13 +25,6 @@ OPTOUT_PATH = "/sms/africastalking/optout"
 STOPPED = ("C'est noté: plus d'avis par SMS sur ce numéro. Les recus de vos paiements restent envoyés. "
            "Pour reprendre les avis, envoyez START.")
 RESUMED = "C'est noté: vous recevez de nouveau nos avis par SMS. Pour ne plus les recevoir, envoyez ARRET."
-
-
-@pytest.fixture(autouse=True)
-def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(keywords, "KEYWORDS", dict(keywords.KEYWORDS))
-    monkeypatch.setattr(keywords, "RESOLVERS", [])
-    yield
 
 
 @pytest.fixture
