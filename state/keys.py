@@ -159,6 +159,12 @@ def waiting_orders() -> str:
     return _key("orders", "waiting")
 
 
+def waiting_retry_lease() -> str:
+    """String: held while one process queues the waiting orders again (a breaker closed: every
+    process may notice it, one retries)."""
+    return _key("orders", "waiting-retry")
+
+
 def open_orders() -> str:
     """Sorted set: orders not final yet, scored by their last change (the order sweep
     finds those whose next step was lost: a crash, a lost job)."""

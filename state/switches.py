@@ -106,7 +106,10 @@ def set_service(client: TextRedis, name: str, enabled: bool, message: Mapping[st
 
 def read_services(client: TextRedis) -> dict[str, ServiceSwitch]:
     """Every service as it stands in Redis now (one round trip)."""
-    stored = client.hgetall(keys.service_switches())
+    return _services_of(client.hgetall(keys.service_switches()))
+
+
+def _services_of(stored: Mapping[str, str]) -> dict[str, ServiceSwitch]:
     read: dict[str, ServiceSwitch] = {}
     for name in SERVICES:
         raw = stored.get(name)
@@ -119,37 +122,56 @@ def read_services(client: TextRedis) -> dict[str, ServiceSwitch]:
 
 
 class _Copy:
-    """A process's copy of the service switches: one thread refreshes it, the others keep
+    """A process's copy of both kinds of switch: one thread refreshes it, the others keep
     reading the copy they have meanwhile (as utility.campaigns' active())."""
 
     def __init__(self) -> None:
         self.services: dict[str, ServiceSwitch] = {name: ON for name in SERVICES}
+        self.backends_down: frozenset[str] = frozenset()
         self.copied_at = -math.inf
         self.refreshing = threading.Lock()
+
+
+def _copy(app: Flask) -> _Copy:
+    """The process's copy, read again (both hashes, one round trip) once it is
+    SERVICES_SECONDS old. While Redis cannot be read, the last copy serves (every service
+    on, every backend up, when there was none)."""
+    copy: _Copy | None = app.extensions.get(EXTENSION)
+    if copy is None:
+        copy = app.extensions.setdefault(EXTENSION, _Copy())
+    if time.monotonic() - copy.copied_at < SERVICES_SECONDS or not copy.refreshing.acquire(blocking=False):
+        return copy
+    try:
+        pipe = get_redis(app).pipeline(transaction=False)
+        pipe.hgetall(keys.service_switches())
+        pipe.hgetall(keys.switches())
+        stored, backends = pipe.execute()
+        copy.services = _services_of(stored)
+        copy.backends_down = frozenset(name for name, state in backends.items() if state == "down")
+    except redis.RedisError as exc:
+        log.warning("switches: Redis did not answer (%s); the copy serves meanwhile", type(exc).__name__)
+    finally:
+        copy.copied_at = time.monotonic()
+        copy.refreshing.release()
+    return copy
 
 
 def services(app: Flask) -> dict[str, ServiceSwitch]:
     """Each customer-facing service (buy, bill, campaigns) as the operator left it, from this
     process's copy: at most SERVICES_SECONDS old, no Redis round trip on most calls (what a
-    USSD menu asks on every hop). While Redis cannot be read, the last copy serves (every
-    service on when there was none)."""
-    copy: _Copy | None = app.extensions.get(EXTENSION)
-    if copy is None:
-        copy = app.extensions.setdefault(EXTENSION, _Copy())
-    if time.monotonic() - copy.copied_at < SERVICES_SECONDS or not copy.refreshing.acquire(blocking=False):
-        return copy.services
-    try:
-        copy.services = read_services(get_redis(app))
-    except redis.RedisError as exc:
-        log.warning("service switches: Redis did not answer (%s); the copy serves meanwhile", type(exc).__name__)
-    finally:
-        copy.copied_at = time.monotonic()
-        copy.refreshing.release()
-    return copy.services
+    USSD menu asks on every hop)."""
+    return _copy(app).services
+
+
+def backends_down(app: Flask) -> frozenset[str]:
+    """The built-in backends an operator switched off, from the same copy: what a menu asks
+    to change what it offers (the calls themselves read the switch in Redis, is_down)."""
+    return _copy(app).backends_down
 
 
 def forget_services(app: Flask) -> None:
-    """This process switched a service: its next read is fresh (others within SERVICES_SECONDS)."""
+    """This process switched a service or a backend: its next read is fresh (others within
+    SERVICES_SECONDS)."""
     copy: _Copy | None = app.extensions.get(EXTENSION)
     if copy is not None:
         copy.copied_at = -math.inf

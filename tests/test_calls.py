@@ -361,3 +361,63 @@ def test_every_backend_of_an_app_is_built_through_the_seam(app) -> None:
 def test_a_menu_asking_first_finds_every_breaker(app) -> None:
     # The first hop of a process may ask before anything was built: the backends are built then.
     assert calls.states(app) == {"billing": "closed", "payments:demo": "closed", "vending": "closed"}
+
+
+def test_a_closing_breaker_calls_back_once_per_closing_and_not_when_it_opens(seam, vending, redis_client) -> None:
+    closed: list[str] = []
+    seam.when_closed(closed.append)
+    vending.script = [BackendUnavailable("down")] * FAILURES
+    for _ in range(FAILURES):
+        with pytest.raises(BackendUnavailable):
+            vending.confirm("014")
+    assert closed == []  # opening is no news of that kind
+    time_passes(redis_client, "vending", 31)
+    assert vending.confirm("014") == "confirm 014"  # the probe succeeds: back
+    assert closed == ["vending"]
+    vending.confirm("015")
+    assert closed == ["vending"]  # closed already: nothing more
+
+
+def test_a_callback_that_fails_does_not_fail_the_call_that_closed_the_breaker(seam, vending) -> None:
+    seam.when_closed(lambda system: 1 / 0)
+    vending.script = [BackendUnavailable("down")] * FAILURES
+    for _ in range(FAILURES):
+        with pytest.raises(BackendUnavailable):
+            vending.confirm("014")
+    assert seam.reset("vending")  # an operator's word that it is back
+    assert vending.confirm("016") == "confirm 016"
+
+
+def test_out_is_an_open_breaker_or_a_switched_off_builtin_not_a_half_open_one(seam, vending, redis_client) -> None:
+    assert not seam.out("vending", frozenset())
+    assert seam.out("vending", frozenset({"vending"}))  # its operator switch
+    assert not seam.out("vending", frozenset({"billing"}))
+    vending.script = [BackendUnavailable("down")] * FAILURES
+    for _ in range(FAILURES):
+        with pytest.raises(BackendUnavailable):
+            vending.confirm("014")
+    seam._copied_at = -float("inf")
+    assert seam.out("vending", frozenset())
+    time_passes(redis_client, "vending", 31)
+    seam._copied_at = -float("inf")
+    assert not seam.out("vending", frozenset())  # due a probe: the next customer's call is it
+
+
+def test_a_breaker_closing_fulfils_the_orders_waiting_for_it_once(app, redis_client) -> None:
+    from state import worker
+    from utility.services import retry_waiting_job, services
+
+    built = services(app)
+    redis_client.sadd(keys.waiting_orders(), "ORDER001", "ORDER002")
+    queue = worker.queue(app)
+    queue.empty()
+    for _ in range(2):  # two processes notice the closing
+        calls.seam(app).breaker("vending").open()
+        assert calls.seam(app).reset("vending")
+    jobs = queue.get_jobs()
+    assert [job.func_name for job in jobs] == ["utility.services.retry_waiting_job"] * 2
+    queued: list[tuple[str, float]] = []
+    built.orders.later = lambda reference, delay: queued.append((reference, delay))
+    with app.app_context():
+        assert [retry_waiting_job() for _ in jobs] == [2, 0]  # one of them retries
+    assert sorted(queued) == [("ORDER001", 0), ("ORDER002", 0)]

@@ -144,6 +144,7 @@ def switch_backend(backend: str) -> tuple[Response, int]:
         audit_detail(f"{backend}: bad state")
         return jsonify(error='send {"state": "down"} or {"state": "up"}'), 400
     switches.set_down(get_redis(), backend, wanted == "down")
+    switches.forget_services(current_app)
     retried = 0
     if wanted == "up" and backend in ("vending", "billing"):
         from utility.services import services

@@ -268,13 +268,23 @@ class _SharedStorage(pybreaker.CircuitRedisStorage):
             self._failures = 0
 
 
-class _Logged(pybreaker.CircuitBreakerListener):
+class _Listener(pybreaker.CircuitBreakerListener):
+    def __init__(self, on_close: list[Callable[[str], None]]) -> None:
+        self.on_close = on_close
+
     def state_change(self, cb: pybreaker.CircuitBreaker, old_state: pybreaker.CircuitBreakerState | None,
                      new_state: pybreaker.CircuitBreakerState) -> None:
         # Each process logs what it notices; the change itself happened once, in Redis.
         before = old_state.name if old_state else "?"
         logger = log.warning if new_state.name == pybreaker.STATE_OPEN else log.info
         logger("breaker %s: %s -> %s", cb.name, before, new_state.name)
+        if new_state.name != pybreaker.STATE_CLOSED or old_state is None or old_state.name == pybreaker.STATE_CLOSED:
+            return
+        for callback in self.on_close:
+            try:
+                callback(str(cb.name))
+            except Exception:  # what follows a closing must not fail the call that closed it
+                log.exception("breaker %s: a callback on its closing failed", cb.name)
 
 
 class Seam:
@@ -286,6 +296,8 @@ class Seam:
         self.failures = failures
         self.reset_seconds = reset
         self._policies: dict[str, CallPolicy] = {}  # systems with a breaker, as guarded
+        self._switches: dict[str, str] = {}  # system -> the operator switch of its built-in backend
+        self._on_close: list[Callable[[str], None]] = []
         self._breakers: dict[str, pybreaker.CircuitBreaker] = {}
         self._lock = threading.Lock()
         self._copy: dict[str, str] = {}
@@ -304,6 +316,8 @@ class Seam:
             setattr(backend, name, self._through(policy, name, method))
         if policy.breaker:
             self._policies[policy.system] = policy
+        if policy.switch is not None:
+            self._switches[policy.system] = policy.switch
         return backend
 
     def _through(self, policy: CallPolicy, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -371,6 +385,11 @@ class Seam:
             raise _not_called(policy, f"{policy.system}: Redis unavailable: {type(exc).__name__}") from exc
 
     # -- breakers ------------------------------------------------------------------------------
+    def when_closed(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(system)`` when a breaker of this app closes (a probe succeeded, or an
+        operator reset it): the system is back. Every process that notices may call it."""
+        self._on_close.append(callback)
+
     def systems(self) -> list[str]:
         """The systems with a breaker, as guarded in this app so far."""
         return sorted(self._policies)
@@ -391,7 +410,7 @@ class Seam:
                     made = pybreaker.CircuitBreaker(
                         fail_max=self.failures, reset_timeout=self.reset_seconds,
                         exclude=[lambda error: not counts_against_breaker(error)],
-                        listeners=[_Logged()], state_storage=storage, name=system,
+                        listeners=[_Listener(self._on_close)], state_storage=storage, name=system,
                         # The failure that trips it keeps its own error (the family's), with its reason.
                         throw_new_error_on_trip=False,
                     )
@@ -436,6 +455,14 @@ class Seam:
             return self._copy
         self._copy, self._copied_at = fresh, time.monotonic()
         return fresh
+
+    def out(self, system: str, switched_off: frozenset[str]) -> bool:
+        """Whether a call to ``system`` would fail now without being made: its breaker open
+        and not yet due a probe, or its built-in backend's switch (in ``switched_off``) off."""
+        switch = self._switches.get(system)
+        if switch is not None and switch in switched_off:
+            return True
+        return self.states().get(system) == OPEN
 
     def reset(self, system: str) -> bool:
         """Close the system's breaker (an operator's word that it is back); False if it has none."""
@@ -485,13 +512,26 @@ def states(app: Flask | None = None) -> dict[str, str]:
     ``payments:<provider>``), at most STATES_SECONDS old, without a Redis round trip on most
     calls: what a USSD menu asks on a hop. ``half_open``: open, but its next call is a probe,
     so a menu should let the customer through (their call is what tells whether it is back)."""
+    return _built(app).states()
+
+
+def out(system: str, app: Flask | None = None) -> bool:
+    """Whether calls to ``system`` fail now without being made (Seam.out): what a USSD menu
+    asks to say so before the customer gets there, from in-process copies (no round trip on
+    most calls). A half-open breaker is not out: the customer's call is the probe."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    return _built(app).out(system, switches.backends_down(app))
+
+
+def _built(app: Flask | None) -> Seam:
+    """The app's seam with its backends guarded (they are built on first use)."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     made = seam(app)
     if not made.systems():
         from utility.services import services
 
-        services(app)  # the backends, and their breakers with them, are built on first use
-    return made.states()
+        services(app)
+    return made
 
 
 __all__ = [
@@ -504,6 +544,7 @@ __all__ = [
     "backoff",
     "counts_against_breaker",
     "guard",
+    "out",
     "record",
     "seam",
     "states",

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
-from state import limits, worker
+from state import keys, limits, worker
 from state.store import get_redis
 from utility import calls, payments, vending
 from utility.billing import BillingBackend, BillRules, BuiltinBilling
@@ -39,6 +40,15 @@ class Services:
     tz: datetime.tzinfo = datetime.UTC  # the utility's time zone: dates customers read, "overdue"
     campaigns: Campaigns = field(kw_only=True)  # free-credit campaigns (utility.campaigns)
     incidents: Incidents = field(kw_only=True)  # incident notices and their broadcasts (utility.incidents)
+    # Whether calls to a system fail now without being made (utility.calls.out): a breaker
+    # open, a built-in backend switched off. What menus ask to change what they offer.
+    is_out: Callable[[str], bool] = field(default=lambda system: False, kw_only=True)
+
+    def payments_out(self) -> bool:
+        return self.is_out(f"payments:{self.payments.name}")
+
+    def billing_out(self) -> bool:
+        return self.is_out("billing")
 
     def now(self) -> datetime.datetime:
         return datetime.datetime.now(self.tz)
@@ -78,19 +88,38 @@ def _build(app: Flask) -> Services:
         payer_prompts=limits.parse(app.config.get("PAYER_PROMPT_LIMITS")),
         resends=limits.parse(app.config.get("RESEND_LIMITS")),
     )
-    orders = Orders(client, vending_backend, billing, provider, SmsMessages(app), later, customers=customers,
-                    limits=order_limits)
     rules = BillRules(overpayment=str(app.config["BILL_OVERPAYMENT"]).strip().lower())
     tz = zoneinfo.ZoneInfo(str(app.config["TIMEZONE"]))
     campaigns = Campaigns(client, customers, tz, CampaignSettings.from_config(app.config))
     incidents = Incidents(client, customers, tz, IncidentSettings.from_config(app.config, outbox.settings_of(app)))
+    orders = Orders(client, vending_backend, billing, provider, SmsMessages(app), later, customers=customers,
+                    limits=order_limits, penalties_waived=incidents.penalties_waived)
+    # A backend back (its breaker closed): the orders paid while it was down are fulfilled now,
+    # not at their next scheduled retry, which may be up to RETRY_CAP away.
+    calls.seam(app).when_closed(lambda system: _retry_soon(app, system))
     return Services(customers, vending_backend, billing, provider, orders, rules, tz, campaigns=campaigns,
-                    incidents=incidents)
+                    incidents=incidents, is_out=lambda system: calls.out(system, app))
 
 
 def sweep_orders(app: Flask) -> dict[str, int]:
     """Periodic task: finish orders a crash or a lost job left half done (Orders.sweep)."""
     return services(app).orders.sweep()
+
+
+WAITING_RETRY_LEASE = 30  # seconds: every process notices a breaker closing, one queues the retries
+
+
+def _retry_soon(app: Flask, system: str) -> None:
+    if system in ("vending", "billing"):  # queued: the call that closed it may be a customer's hop
+        worker.queue(app).enqueue(retry_waiting_job, result_ttl=0)
+
+
+def retry_waiting_job() -> int:
+    """Background job: fulfil now every order waiting for its backend (a breaker closed); once
+    for every process that noticed it."""
+    if not get_redis().set(keys.waiting_retry_lease(), "1", nx=True, ex=WAITING_RETRY_LEASE):
+        return 0
+    return services().orders.retry_waiting()
 
 
 def fulfil_job(reference: str) -> str:
