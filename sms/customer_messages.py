@@ -94,7 +94,7 @@ class SmsMessages:
                 return receipts.vend_messages(lang, ref, Vend.from_json(json.dumps(order.receipt)), self.settings)
             bill = order.receipt
             return [receipts.bill_receipt(lang, ref, bill["account_number"], bill["amount"], bill["balance_after"],
-                                          bill["receipt_no"])]
+                                          bill["receipt_no"], bool(bill.get("penalty_waived")))]
         if what == "payment_received":
             return [receipts.payment_received(lang, ref, order.amount, order.kind, order.target)]
         if what == "payment_failed":

@@ -188,10 +188,11 @@ def free_issue_receipt(lang: str, reference: str, vend: Vend, settings: ReceiptS
 
 
 def bill_receipt(lang: str, order_ref: str, account_number: str, amount: int, balance_after: int,
-                 receipt_no: str) -> str:
+                 receipt_no: str, penalty_waived: bool = False) -> str:
     """A bill payment: what was paid on which account, the reference and the utility's
     receipt number, then what it leaves: a balance still due (a partial payment: "payment
-    received", not "bill paid"), nothing, or a credit (paid more than was due)."""
+    received", not "bill paid"), nothing, or a credit (paid more than was due); and, for a
+    late payment during an incident that waives penalties, that none applies."""
     if balance_after > 0:
         title, rest = "bill.received", text(lang, "bill.balance", balance=money(lang, balance_after))
     elif balance_after == 0:
@@ -203,6 +204,7 @@ def bill_receipt(lang: str, order_ref: str, account_number: str, amount: int, ba
         text(lang, "bill.details", account=to_gsm7(account_number), reference=to_gsm7(order_ref),
              receipt=to_gsm7(receipt_no)),
         rest,
+        text(lang, "bill.waived") if penalty_waived else "",
     ])
 
 

@@ -201,6 +201,43 @@ def test_a_bill_payment_posts_against_the_balance(world):
     assert order.state == "receipt_sent" and order.receipt["balance_after"] == 0
 
 
+def test_billing_down_a_bill_paid_is_told_received_and_posted_when_it_returns(world, redis_client):
+    orders, money, sms, later, run_background = world
+    switches.set_down(redis_client, "billing", True)
+    orders.place(BILL, PHONE, "fr", "C-2", 27_300, PHONE, "BILL0002")
+    orders.on_payment_result(money.result("BILL0002", "successful"))
+    orders.fulfil("BILL0002")
+    assert orders.get("BILL0002").state == "paid_awaiting_fulfilment"
+    assert sms.told == [("BILL0002", "payment_received")]
+    switches.set_down(redis_client, "billing", False)
+    assert orders.retry_waiting() == 1
+    run_background()
+    order = orders.get("BILL0002")
+    assert order.state == "receipt_sent" and order.receipt["balance_after"] == 0
+    assert sms.told == [("BILL0002", "payment_received"), ("BILL0002", "receipt")]
+
+
+@pytest.mark.parametrize(("due", "waived_there", "said"), [
+    (datetime.date(2020, 1, 1), True, True),  # paid late while an incident waives penalties: said
+    (datetime.date(2020, 1, 1), False, False),  # late, no such incident
+    (datetime.date(2999, 1, 1), True, False),  # on time: no penalty to waive
+])
+def test_a_late_bill_paid_during_an_incident_that_waives_penalties_says_so(world, redis_client, due, waived_there,
+                                                                            said):
+    orders, money, sms, later, run_background = world
+    asked: list[tuple[str, datetime.datetime]] = []
+    orders.penalties_waived = lambda region, at: asked.append((region, at)) or waived_there
+    orders.customers.upsert([Account("C-2", "", "Ondo Paul", PHONE, "Centre", "postpaid", 27_300, due)])
+    orders.place(BILL, PHONE, "fr", "C-2", 27_300, PHONE, "BILL0003")
+    orders.on_payment_result(money.result("BILL0003", "successful"))
+    run_background()
+    order = orders.get("BILL0003")
+    assert order.receipt["penalty_waived"] is said
+    if due.year == 2020:
+        ((region, at),) = asked
+        assert region == "Centre" and abs(at.timestamp() - order.paid_at) < 1  # the moment paid, not posted
+
+
 def test_a_meter_blocked_after_payment_fails_the_order_and_says_so(world):
     orders, money, sms, later, run_background = world
     buy(orders)

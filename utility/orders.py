@@ -23,11 +23,12 @@ Why it cannot lose or double a payment:
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import logging
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -101,6 +102,7 @@ class Order:
     attempts: int = 0  # fulfilment attempts
     waiting_told: bool = False  # "payment received, token to follow" sent
     dial_code: str = ""  # the code the customer dialled: how the SMS tells them to try again
+    paid_at: float = 0.0  # when the payment succeeded (a bill paid late: is its penalty waived?)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
 
@@ -205,9 +207,13 @@ class Orders:
         later: Later,
         customers: CustomerBase | None = None,
         limits: OrderLimits = OrderLimits(),
+        penalties_waived: Callable[[str, datetime.datetime], bool] | None = None,
     ) -> None:
         self.redis = client
         self.customers = customers
+        # (region, moment) -> whether an incident waived late-payment penalties there then
+        # (utility.incidents): a bill receipt says so.
+        self.penalties_waived = penalties_waived
         self.limits = limits
         self.vending = vending
         self.billing = billing
@@ -333,6 +339,7 @@ class Orders:
                 return "another payment of this order"
             late_money = order.state == "failed" and order.reason == UNREACHABLE
             if result.state == "successful" and (order.state in ("payment_pending", "expired") or late_money):
+                order.paid_at = time.time()
                 self._move(order, "payment_succeeded")
                 fulfil = True
             elif result.state == "successful" and order.state in ("paid", "fulfilled"):
@@ -410,7 +417,24 @@ class Orders:
     def _deliver(self, order: Order) -> dict[str, Any]:
         if order.kind == UNITS:
             return json.loads(self.vending.vend(order.target, order.amount, order.reference).to_json())
-        return asdict(self.billing.pay(order.target, order.amount, order.reference))
+        return {**asdict(self.billing.pay(order.target, order.amount, order.reference)),
+                "penalty_waived": self._penalty_waived(order)}
+
+    def _penalty_waived(self, order: Order) -> bool:
+        """Whether the bill was paid after its due date while an incident waived penalties in
+        the account's region: the receipt says no penalty applies. The moment is the
+        payment's, not the posting's (billing may have been down for days)."""
+        if self.penalties_waived is None or self.customers is None:
+            return False
+        try:
+            account = self.customers.account(order.target)
+            if account is None or account.due_date is None:
+                return False
+            paid = datetime.datetime.fromtimestamp(order.paid_at or order.created_at, datetime.UTC)
+            return paid.date() > account.due_date and self.penalties_waived(account.region, paid)
+        except Exception:  # a line of the receipt must not cost the posting
+            log.exception("order %s: whether its penalty is waived could not be read", order.reference)
+            return False
 
     # -- persistence -------------------------------------------------------------------------
     @contextmanager

@@ -63,7 +63,8 @@ def every_message(lang: str) -> dict[str, str]:
         "vend": receipts.vend_receipt(lang, WORST_REF, WORST, WORST_SETTINGS),
         "vend_details": receipts.vend_details(lang, WORST_REF, WORST),
         "free": receipts.free_issue_receipt(lang, WORST_REF, WORST, WORST_SETTINGS),
-        "bill_due": receipts.bill_receipt(lang, WORST_REF, "CM-ÉÇ-00012345678", 99_999_999, 99_999_999, "Q–ôû-9"),
+        "bill_due": receipts.bill_receipt(lang, WORST_REF, "CM-ÉÇ-00012345678", 99_999_999, 99_999_999, "Q–ôû-9",
+                                          penalty_waived=True),
         "bill_clear": receipts.bill_receipt(lang, WORST_REF, "CM-1", 1, 0, "Q1"),
         "bill_credit": receipts.bill_receipt(lang, WORST_REF, "CM-ÉÇ-00012345678", 99_999_999, -99_999_998, "Q1"),
         **{f"received_{w}": receipts.payment_received(lang, WORST_REF, 9_999_999, w, "CM-ÉÇ-00012345678")
@@ -325,7 +326,8 @@ def test_payment_received_says_for_what_and_what_follows():
         "Votre code suit par SMS dans quelques minutes.")
     assert "quittance suit" in receipts.payment_received("fr", "ORD-1", 5_000, "bill", "GA-1000005")
     assert receipts.payment_received("en", "ORD-1", 5_000, "bill", "GA-1000005") == (
-        "Payment of 5,000 FCFA for account GA-1000005 received (ref ORD-1). Your receipt follows by SMS.")
+        "Payment of 5,000 FCFA for account GA-1000005 received (ref ORD-1). It is posted as soon as billing is back; "
+        "your receipt follows by SMS.")
     with pytest.raises(ValueError):
         receipts.payment_received("fr", "ORD-1", 5_000, "airtime", METER)
 
@@ -381,3 +383,11 @@ def test_token_resend_lists_the_last_tokens_newest_first():
     english = receipts.token_resend("en", [vend()], SETTINGS).splitlines()
     assert english == ["Your last tokens:", f"12/03/2026 meter {METER}, 5,000 FCFA, 48.9 kWh", CODE_LINE["en"]]
     assert receipts.token_resend("en", [], SETTINGS) == "No recent purchase for this meter."
+
+
+def test_a_late_payment_during_an_incident_that_waives_penalties_says_none_applies():
+    fr = receipts.bill_receipt("fr", "ORDER002", "C-0004567", 27_300, 0, "Q-1", penalty_waived=True)
+    assert fr.endswith("Rien à payer. Merci!\nAucune pénalité de retard: incident en cours dans votre région.")
+    en = receipts.bill_receipt("en", "ORDER002", "C-0004567", 27_300, 0, "Q-1", penalty_waived=True)
+    assert en.endswith("\nNo late-payment penalty: incident under way in your region.")
+    assert sms_segments(fr) == 1 and sms_segments(en) == 1
