@@ -22,7 +22,7 @@ from transitions import EventData, Machine, MachineError
 
 from state.sessions import Session
 from ussd.flows import EDGES, RESETTING, SCREENS
-from ussd.render import current_page, list_pages, offered
+from ussd.render import current_page, offered, page_count
 from ussd.screens import TOP_LEVEL
 from utility.services import Services
 
@@ -197,7 +197,7 @@ def _as_choice(value: str, count: int) -> int | None:
 def apply_input(visit: Visit, raw: str) -> None:
     """Move ``visit`` according to one input typed by the customer."""
     session = visit.session
-    session.state = visit.state  # list_pages and current_page read the session
+    session.state = visit.state  # page_count and current_page read the session
     value = raw.strip()
     spec = SCREENS[visit.state]
     if spec.kind == "end":
@@ -209,11 +209,11 @@ def apply_input(visit: Visit, raw: str) -> None:
             return _explain(visit, "hint.at_home")
         if value == "00":
             return _fire(visit, "home")
-        if spec.kind == "list" and current_page(session) > 0:
+        if current_page(session) > 0:  # a list or a paged text: a page back before leaving
             return _turn_page(visit, -1)
         return _fire(visit, "back")
     if value == "98" and spec.kind != "input":  # on an input screen, 98 is what was typed
-        if spec.kind == "list" and current_page(session) + 1 < len(list_pages(session)):
+        if current_page(session) + 1 < page_count(session):
             return _turn_page(visit, +1)
         return _explain(visit, "hint.no_more")
     if spec.kind == "menu":

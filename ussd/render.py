@@ -2,7 +2,8 @@
 language, within one USSD screen (sms.gsm): 182 GSM-7 septets, 80 characters otherwise.
 
 Lists paginate (`98` for more) with pages packed against the worst case, so they stay the
-same from hop to hop; a screen too long for the data at hand drops its Spare lines first.
+same from hop to hop; so does a long text on an info screen (ScreenSpec.paged), split at
+word boundaries. A screen too long for the data at hand drops its Spare lines first.
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from ussd.flows import SCREENS
 from ussd.screens import TITLE_WIDTH, TOP_LEVEL, Context, Option, Screen, ScreenSpec, Spare
 from utility.services import Services
 
-# What may stand above any list: a refused choice, no further page; each list adds its
-# pick_hints (the fit test renders every list with each of them).
+# What may stand above any list or paged text: a refused choice, no further page; each list
+# adds its pick_hints (the fit test renders every list with each of them).
 LIST_HINTS = ("hint.choice", "hint.no_more", "hint.at_home")
 
 
@@ -83,6 +84,71 @@ def current_page(session: Session) -> int:
     return int(session.data.get("pages", {}).get(session.state, 0))
 
 
+def text_pages(session: Session) -> list[str]:
+    """The pages of a paged info screen's text (ScreenSpec.paged), each within one screen
+    with the worst hint above it and the "more" and navigation lines under it.
+
+    A line that fits one page is never split (it starts the next page when the rest of this
+    one is too short: a title, an expected end stay whole); a longer one is split at word
+    boundaries (a word longer than a page is cut). The text is kept in the session, so its
+    pages stay the same from hop to hop."""
+    spec = SCREENS[session.state]
+    lang = session.lang
+    fixed = [_longest_head(lang, spec), text(lang, "nav.more"), *_nav(session)]
+    budget = USSD_GSM7_LIMIT - _septets(fixed) - 1  # -1: the newline between the text and the lines under it
+    pages: list[str] = []
+    page = ""
+    for line in str(session.data[spec.paged]).splitlines():
+        line = " ".join(line.split())
+        if not line:
+            continue
+        if _septets([page, line] if page else [line]) <= budget:
+            page = f"{page}\n{line}" if page else line
+            continue
+        if _septets([line]) <= budget:
+            pages.append(page)
+            page = line
+        else:
+            page = _split_line(line, page, pages, budget)
+    return [*pages, page] if page or not pages else pages
+
+
+def _split_line(line: str, page: str, pages: list[str], budget: int) -> str:
+    """Lay ``line`` word by word after ``page``, adding each full page to ``pages``; the page
+    it ends on."""
+    for n, word in enumerate(line.split()):
+        longer = (page + ("\n" if n == 0 else " ") + word) if page else word
+        if _septets([longer]) <= budget:
+            page = longer
+            continue
+        if page:
+            pages.append(page)
+        page = word
+        while _septets([page]) > budget:  # one word longer than a page: cut it
+            cut = _fitting(page, budget)
+            pages.append(page[:cut])
+            page = page[cut:]
+    return page
+
+
+def _fitting(word: str, budget: int) -> int:
+    """How many characters of ``word`` fit ``budget`` septets (escaped characters take two)."""
+    cut = 0
+    while cut < len(word) and _septets([word[: cut + 1]]) <= budget:
+        cut += 1
+    return max(cut, 1)
+
+
+def page_count(session: Session) -> int:
+    """How many pages the screen ``session`` is on has: a list's, a paged text's, else one."""
+    spec = SCREENS[session.state]
+    if spec.kind == "list":
+        return len(list_pages(session))
+    if spec.paged:
+        return len(text_pages(session))
+    return 1
+
+
 def _body_lines(session: Session, ctx: Context) -> list[str]:
     spec = SCREENS[session.state]
     lang = session.lang
@@ -102,6 +168,10 @@ def _body_lines(session: Session, ctx: Context) -> list[str]:
         else:
             lines += _extra_lines(session)  # "another meter" comes after the last item
         return lines + _nav(session)
+    if spec.paged:
+        texts = text_pages(session)
+        page = min(current_page(session), len(texts) - 1)
+        return [texts[page], *([text(lang, "nav.more")] if page + 1 < len(texts) else []), *_nav(session)]
     lines = _head_lines(session, ctx)
     if spec.kind == "input":
         lines += [f"{n}. {text(lang, option.label)}" for n, option in enumerate(offered(spec, session, ctx.services), 1)]

@@ -57,6 +57,10 @@ class ScreenSpec:
     choice: str = ""  # ...with the chosen index as this keyword (kept in session.data)
     pick_hints: tuple[str, ...] = ()  # ...and what it may answer when the item is refused
     extra: tuple[Option, ...] = ()  # list and input screens: options numbered after the items
+    # Info screens: the session.data key of a text that may be longer than one screen, shown
+    # a page at a time (`98` for more, `0` a page back), split at word boundaries by
+    # ussd.render (text_pages); the text is the whole body (no title, no body callable).
+    paged: str = ""
     accept: Accept | None = None  # input screens: checks what was typed (a hint when refused)...
     submit: str = ""  # ...and the trigger fired when it is accepted
     resumable: bool = True  # offered again on the next dial if the customer drops here
@@ -120,15 +124,17 @@ def date_text(iso: str) -> str:
     return datetime.date.fromisoformat(iso).strftime("%d/%m/%Y")
 
 
-def balance_lines(lang: str, balance: int, due: str, ctx: Context) -> list[str]:
+def balance_lines(lang: str, balance: int, due: str, ctx: Context, waived: bool = False) -> list[str]:
     """What is due on an account: nothing, or how much and by when, or since when it is
-    late and what that risks."""
+    late and what that risks; ``waived``: an incident in the account's region waives the
+    late-payment penalty (the operator's word, utility.incidents), so that is said instead."""
     if balance <= 0:
         return [text(lang, "bill.nothing_due")]
     lines = [text(lang, "bill.balance", balance=money(lang, balance))]
     if due:
         late = datetime.date.fromisoformat(due) < ctx.today
-        lines.append(text(lang, "bill.overdue" if late else "bill.due", due=date_text(due)))
+        key = ("bill.overdue_waived" if waived else "bill.overdue") if late else "bill.due"
+        lines.append(text(lang, key, due=date_text(due)))
     return lines
 
 

@@ -177,9 +177,24 @@ def test_vending_down_still_takes_the_payment_and_says_the_token_follows(app, di
     assert phone.ended and order_of(app, ONE_METER).state == "payment_pending"
 
 
-def test_payment_provider_down_is_an_honest_end_and_no_pending_order(app, dial):
+def test_payment_provider_down_hides_the_payment_with_a_note_and_nothing_is_ordered(app, dial):
     services(app).payments.set_available(False)
-    phone = dial(ONE_METER).send("1").send("5000").send("1").send("1").send("1")
+    switches.forget_services(app)  # this process sees the switch at once (others within a second)
+    phone = dial(ONE_METER).send("1").send("5000").send("1")
+    assert phone.screen.splitlines() == [
+        "Le paiement Mobile Money ne répond pas en ce moment: aucun paiement possible. Merci de réessayer plus tard.",
+        "0. Retour", "00. Accueil"]
+    assert phone.send("1").screen.startswith("Choix invalide")  # nothing to choose
+    assert services(app).orders.recent(ONE_METER) == []
+    services(app).payments.set_available(True)
+    switches.forget_services(app)
+    assert phone.send("0").send("1").screen.startswith("Payer par Mobile Money avec:\n1. Ce numéro")
+
+
+def test_payment_provider_going_down_at_the_confirm_is_an_honest_end_and_no_pending_order(app, dial):
+    phone = dial(ONE_METER).send("1").send("5000").send("1").send("1")  # the confirm screen
+    services(app).payments.set_available(False)
+    phone.send("1")
     assert phone.ended and phone.screen.startswith("Le paiement mobile ne répond pas.")
     assert order_of(app, ONE_METER).state == "failed"
 

@@ -12,6 +12,7 @@ from ussd.render import USSD_GSM7_LIMIT
 from utility.services import services
 
 MENU = ["1. Acheter des unités", "2. Payer une facture", "3. Mon compte", "4. Langue / Language"]
+MENU_WITH_NEWS = [*MENU[:3], "4. Infos coupures", "5. Langue / Language"]  # while an incident is under way
 
 
 def post_incident(app, **changes: Any) -> str:
@@ -28,7 +29,7 @@ def test_the_menu_starts_with_the_notice_of_my_region(app, dial):
     post_incident(app)
     lines = dial(ONE_METER).screen.splitlines()  # a prepaid meter in the Littoral
     assert lines[0] == "Info: Coupure Douala Nord"
-    assert lines[2:] == MENU  # the utility's name, then the menu as ever
+    assert lines[2:] == MENU_WITH_NEWS  # the utility's name, then the menu with its news entry
 
 
 def test_another_region_hears_no_notice(app, dial):
@@ -55,7 +56,7 @@ def test_the_notice_is_on_the_main_menu_only_and_goes_when_resolved(app, dial):
 def test_the_longest_title_still_leaves_the_whole_menu(app, dial):
     post_incident(app, title={"fr": "Coupure generale sur tout le reseau Nord", "en": "General outage on the whole north grid"})
     screen = dial(ONE_METER).screen
-    assert len(screen) <= USSD_GSM7_LIMIT and screen.splitlines()[2:] == MENU, screen
+    assert len(screen) <= USSD_GSM7_LIMIT and screen.splitlines()[2:] == MENU_WITH_NEWS, screen
 
 
 def test_the_notice_costs_the_dial_no_round_trip(app, client, customers, wire):  # noqa: F811

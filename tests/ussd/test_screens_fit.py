@@ -19,14 +19,17 @@ from ussd import flows
 from ussd.catalogue import catalogue, languages
 from ussd.flows import SCREENS
 from ussd.flows.bill import WORST_ACCOUNT
-from ussd.render import list_pages, render
+from ussd.render import list_pages, page_count, render
 from ussd.screens import Context
 
 ALL_HINTS = sorted({key for lang in languages() for key in catalogue(lang) if key.startswith("hint.")})
 # Menus and lists refuse with these; input screens with whatever their check says.
 CHOICE_HINTS = ["hint.choice", "hint.no_more", "hint.at_home"]
 # Services that answer every option's question with "offer it" (the worst case: all offered).
-WORST_SERVICES: Any = SimpleNamespace(campaigns=SimpleNamespace(active=lambda now=None: ["a campaign"]))
+WORST_SERVICES: Any = SimpleNamespace(campaigns=SimpleNamespace(active=lambda now=None: ["a campaign"]),
+                                      payments_out=lambda: False, now=lambda: None,
+                                      incidents=SimpleNamespace(penalties_waived=lambda region, at: True,
+                                                                active=lambda: ["an incident"]))
 WORST_CONTEXT = Context(utility="Societe Nationale d'Electricite", service_code="*384*1234*99#",
                         today=datetime.date(2027, 1, 1), services=WORST_SERVICES,
                         banner="B" * 300)  # every due date past: overdue
@@ -67,11 +70,8 @@ def sessions_for(state: str, lang: str):
     for variant, hint, notice, history in itertools.product(VARIANTS, hints, notices, histories):
         session = Session(**base, lang=lang, state=state, data={**WORST_DATA, **variant}, hint=hint, notice=notice,
                           history=list(history))
-        if SCREENS[state].kind == "list":
-            for page in range(len(list_pages(session))):
-                session.data["pages"] = {state: page}
-                yield session
-        else:
+        for page in range(page_count(session)):  # a list's pages, a paged text's (one for other screens)
+            session.data["pages"] = {state: page}
             yield session
 
 

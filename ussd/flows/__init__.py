@@ -11,11 +11,11 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from ussd.flows import account, bill, buy, campaigns, home, language, pay
+from ussd.flows import account, bill, buy, campaigns, home, incidents, language, pay
 from ussd.screens import Option, ScreenSpec
 
 # Main-menu entries come in this order (each numbered after the ones offered before it).
-FLOWS: tuple[ModuleType, ...] = (buy, bill, pay, account, campaigns, language)
+FLOWS: tuple[ModuleType, ...] = (buy, bill, pay, account, campaigns, incidents, language)
 
 ENTRIES: tuple[Option, ...] = tuple(flow.ENTRY for flow in FLOWS if flow.ENTRY is not None)
 

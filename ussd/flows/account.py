@@ -49,8 +49,14 @@ def _account(session: Session, ctx: Context) -> list[str]:
         ]
     return [
         text(lang, "accounts.postpaid", number=item["number"]), name,
-        *balance_lines(lang, int(item["balance"]), item["due"], ctx),
+        *balance_lines(lang, int(item["balance"]), item["due"], ctx, _waived(item["region"], ctx)),
     ]
+
+
+def _waived(region: str, ctx: Context) -> bool:
+    """An incident in the region waives late-payment penalties now (a process copy: no round trip)."""
+    services = ctx.services
+    return services is not None and services.incidents.penalties_waived(region, services.now())
 
 
 def _no_account(session: Session, ctx: Context) -> str:

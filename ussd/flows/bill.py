@@ -33,7 +33,8 @@ def _bill_label(lang: str, item: dict[str, Any]) -> str:
 
 def _bill_balance(session: Session, ctx: Context) -> list[str]:
     data = session.data
-    return [*target_lines(session), *balance_lines(session.lang, int(data["balance"]), data.get("due", ""), ctx)]
+    return [*target_lines(session),
+            *balance_lines(session.lang, int(data["balance"]), data.get("due", ""), ctx, bool(data.get("waived")))]
 
 
 def _amount_prompt(session: Session, ctx: Context) -> list[str]:
@@ -72,10 +73,13 @@ def take_picked_bill(event: EventData) -> None:
 
 
 def _take_bill(visit: Visit, item: dict[str, Any]) -> None:
-    rules = visit.services.bill_rules
+    services = visit.services
     visit.session.data.update(flow=BILL, account_no=item["number"], account_name=item["name"],
                               balance=item["balance"], due=item["due"],
-                              can_pay_more=rules.bounds(int(item["balance"])) is not None)
+                              can_pay_more=services.bill_rules.bounds(int(item["balance"])) is not None,
+                              # From in-process copies: what the screens say, for no round trip.
+                              waived=services.incidents.penalties_waived(item["region"], services.now()),
+                              posted_later=services.billing_out())
 
 
 def accept_account(visit: Visit, value: str) -> str | None:
@@ -153,4 +157,4 @@ WORST: dict[str, Any] = {
     "account_no": WORST_ACCOUNT["number"], "account_name": WORST_ACCOUNT["name"], "balance": BIG, "due": "2026-12-31",
     "can_pay_more": True,
 }
-VARIANTS: list[dict[str, Any]] = [{"flow": "bill"}, {"due": ""}, {"balance": 0}]
+VARIANTS: list[dict[str, Any]] = [{"flow": "bill"}, {"due": ""}, {"balance": 0}, {"due": "2000-01-01", "waived": True}]

@@ -21,6 +21,7 @@ from utility.phones import mobile_number
 
 if TYPE_CHECKING:
     from ussd.menu import Visit
+    from utility.services import Services
 
 ENTRY = None  # reached from buy and bill, not from the main menu
 
@@ -47,9 +48,26 @@ def _confirm(session: Session, ctx: Context) -> list[str]:
     return [*lines, text(lang, "confirm.payer", payer=data["payer"])]
 
 
+def _payments_up(session: Session, services: Services) -> bool:
+    """Mobile Money takes payments now: its breaker is not open and the operator did not
+    switch the built-in one off (from in-process copies: no round trip)."""
+    return not services.payments_out()
+
+
+def _payer_head(session: Session, ctx: Context) -> str:
+    lang, data = session.lang, session.data
+    if ctx.services is not None and not _payments_up(session, ctx.services):
+        # A method that cannot take the money is not offered: the customer is told why
+        # instead, here rather than after the confirm.
+        return text(lang, "payer.down")
+    # Billing down: a bill payment is still taken, and posted when billing returns (utility.orders).
+    return text(lang, "payer.title_later" if data.get("flow") != UNITS and data.get("posted_later") else "payer.title")
+
+
 def _order_placed(session: Session, ctx: Context) -> str:
     data, lang = session.data, session.lang
-    key = "confirm.placed_units" if data["flow"] == UNITS else "confirm.placed"
+    key = "confirm.placed_units" if data["flow"] == UNITS else (
+        "confirm.placed_later" if data.get("posted_later") else "confirm.placed")
     if data["payer"] != session.phone:
         # The approval request rings another phone: say which, in full, so the customer
         # knows whom to ask (their own handset will show nothing).
@@ -139,8 +157,9 @@ def order_failed(event: EventData) -> bool:
 
 
 SCREENS: dict[str, ScreenSpec] = {
-    "payer": ScreenSpec("menu", title="payer.title",
-                        options=(Option("payer.this", "payer_self"), Option("payer.other", "payer_other"))),
+    "payer": ScreenSpec("menu", body=_payer_head, options=(
+        Option("payer.this", "payer_self", when=_payments_up), Option("payer.other", "payer_other", when=_payments_up),
+    )),
     "payer_input": ScreenSpec("input", title="payer.prompt", accept=accept_payer, submit="payer_entered"),
     "confirm": ScreenSpec("menu", body=_confirm,
                           options=(Option("confirm.yes", "confirm_order"), Option("confirm.no", "cancel"))),
@@ -167,4 +186,6 @@ VARIANTS: list[dict[str, Any]] = [
     {"payer": "+888888888888888"},  # another phone pays: the screens name it
     {"payer": "+888888888888888", "flow": "bill"},
     {"flow": "bill", "balance": 1},  # paying more than is due: the confirm screen says where the rest goes
+    {"flow": "bill", "posted_later": True},  # billing down: posted when it returns
+    {"flow": "bill", "posted_later": True, "payer": "+888888888888888"},
 ]

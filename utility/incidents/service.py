@@ -640,6 +640,10 @@ class Incidents:
         self.redis.srem(keys.region_subscribers(key), phone)
         return bool(removed)
 
+    def notices_off(self, phone: str) -> bool:
+        """Whether ``phone`` asked for no notices (STOP: sms.optout): its subscriptions wait for START."""
+        return optout.opted_out(self.redis, phone)
+
     def subscriptions(self, phone: str) -> list[str]:
         """The regions ``phone`` subscribed to, by name."""
         known = self.known_regions()
