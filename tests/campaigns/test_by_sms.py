@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from sms import keywords, outbox
-from state import keys
+from state import keys, switches
 from state.store import get_redis
 from tests.campaigns.conftest import JEAN, JEAN_METER, SYLVIE, definition
 from utility.campaigns.service import Campaigns
@@ -69,3 +69,22 @@ def test_a_closed_campaign_still_answers_and_the_help_lists_the_open_ones(
     campaigns.close("EAU")
     assert texts(client, app, JEAN.phone, f"EAU {JEAN_METER}") == "EAU est clos: les inscriptions sont fermées."
     assert "EAU" not in (texts(client, app, JEAN.phone, "aide") or "")
+
+
+def test_while_the_operator_has_closed_campaigns_a_code_gets_their_words_and_registers_nothing(
+    client: FlaskClient, app: Flask, campaigns: Campaigns
+) -> None:
+    campaigns.create(definition(**open_now()))
+    switches.set_service(get_redis(app), "campaigns", False, {"fr": "Inscriptions suspendues jusqu'à lundi."})
+    switches.forget_services(app)  # this process sees it at once (the others within a second)
+    assert texts(client, app, JEAN.phone, f"GRATUIT {JEAN_METER}") == "Inscriptions suspendues jusqu'à lundi."
+    get_redis(app).hset(keys.profile(SYLVIE.phone), "lang", "en")
+    assert texts(client, app, SYLVIE.phone, "GRATUIT GA-1000005") == "Inscriptions suspendues jusqu'à lundi."
+    assert list(campaigns.registrations("GRATUIT")) == []
+    switches.set_service(get_redis(app), "campaigns", False)  # without words: ours
+    switches.forget_services(app)
+    assert texts(client, app, JEAN.phone, f"GRATUIT {JEAN_METER}") == (
+        "Ce service est momentanément fermé. Réessayez plus tard.")
+    switches.set_service(get_redis(app), "campaigns", True)
+    switches.forget_services(app)
+    assert texts(client, app, JEAN.phone, f"GRATUIT {JEAN_METER}").startswith("Inscription GRATUIT recue")
