@@ -12,8 +12,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
+from flask import Flask
 from werkzeug.serving import make_server
 
 from app import create_app
@@ -21,7 +23,9 @@ from state import journal, worker
 from state.store import get_redis
 from tests.conftest import ADMIN_KEY
 from tests.sms.fixtures import africastalking_config, africastalking_standin  # noqa: F401 (fixture)
+from tests.sms.standin_africastalking import AfricasTalkingStandin
 from tests.ussd.conftest import ONE_METER, Phone, postpaid, prepaid
+from utility.customers import Account
 from utility.services import services
 
 PAYER_DECLINED = "+237699000109"  # the demo provider declines payers ending in 9
@@ -43,8 +47,10 @@ def wait_for(condition: Callable[[], object], seconds: float = 20) -> object:
     raise AssertionError("timed out waiting")
 
 
-@pytest.fixture
-def live(fake_redis, africastalking_standin) -> Iterator[tuple]:  # noqa: F811
+@contextmanager
+def serving(fake_redis, standin: AfricasTalkingStandin, customers: list[Account], **config: object) -> Iterator[Flask]:
+    """The app served on a free local port with its background worker beside it, the demo
+    provider approving over HTTP, SMS through the Africa's Talking SDK to ``standin``."""
     port = free_port()
     app = create_app({
         "TESTING": True,
@@ -53,20 +59,25 @@ def live(fake_redis, africastalking_standin) -> Iterator[tuple]:  # noqa: F811
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "DEMO_PAYMENT_DELAY": 0.2,
         "SMS_SWEEP_EVERY": 0,
-        **africastalking_config(africastalking_standin),
+        **africastalking_config(standin),
+        **config,
     })
-    services(app).customers.upsert([
-        prepaid("1000000001", ONE_METER),
-        postpaid("C-3000000001", PAYER_DECLINED, balance=12_000, due=None),
-    ])
+    services(app).customers.upsert(customers)
     server = make_server("127.0.0.1", port, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     background = worker.start_in_thread(app)
     try:
-        yield app, africastalking_standin
+        yield app
     finally:
         background.stop()
         server.shutdown()
+
+
+@pytest.fixture
+def live(fake_redis, africastalking_standin) -> Iterator[tuple]:  # noqa: F811
+    customers = [prepaid("1000000001", ONE_METER), postpaid("C-3000000001", PAYER_DECLINED, balance=12_000, due=None)]
+    with serving(fake_redis, africastalking_standin, customers) as app:
+        yield app, africastalking_standin
 
 
 def buy(app, phone_number: str = ONE_METER, amount: str = "5000") -> str:

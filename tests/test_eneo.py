@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import datetime
 import json
-import threading
 from collections.abc import Iterator
 
 import pytest
-from werkzeug.serving import make_server
 
-from app import create_app
-from state import journal, worker
+from state import journal
 from state.store import get_redis
 from tests.conftest import ADMIN_KEY
 from tests.sms.fixtures import africastalking_config, africastalking_standin  # noqa: F401 (fixture)
-from tests.test_end_to_end import free_port, sms_to, wait_for
+from tests.test_end_to_end import serving, sms_to, wait_for
 from tests.ussd.conftest import OVERDUE, Phone, day, postpaid, prepaid
 from utility.services import services
 
@@ -45,31 +42,14 @@ INCIDENT = {
 
 @pytest.fixture
 def live(fake_redis, africastalking_standin) -> Iterator[tuple]:  # noqa: F811
-    port = free_port()
-    app = create_app({
-        "TESTING": True,
-        "REDIS_CLIENT": fake_redis,
-        "ADMIN_KEY": ADMIN_KEY,
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "DEMO_PAYMENT_DELAY": 0.2,
-        "SMS_SWEEP_EVERY": 0,
-        "SMS_SHORT_CODE": "20880",
-        **africastalking_config(africastalking_standin),
-    })
-    services(app).customers.upsert([
+    customers = [
         prepaid("1000000001", HOME),
         prepaid("1000000002", NEIGHBOUR, name="Ekwalla Din Marie"),
         postpaid("C-5000000001", LATE_PAYER, balance=12_000, due=OVERDUE, region="Littoral"),
         prepaid("3000000001", ELSEWHERE, region="Centre"),
-    ])
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    background = worker.start_in_thread(app)
-    try:
+    ]
+    with serving(fake_redis, africastalking_standin, customers, SMS_SHORT_CODE="20880") as app:
         yield app, africastalking_standin
-    finally:
-        background.stop()
-        server.shutdown()
 
 
 def switch(client, backend: str, state: str) -> dict:
