@@ -25,7 +25,7 @@ import urllib3.exceptions
 
 from sms import DEFAULTS
 from sms.gsm import sms_segments
-from utility.customers import mask_tail
+from utility.customers import mask_phone
 from utility.errors import OutsideError
 
 log = logging.getLogger(__name__)
@@ -82,18 +82,18 @@ class SmsClient(ABC):
             elapsed = (time.monotonic() - started) * 1000
             log.warning(
                 "sms %s to %s via %s: %s error after %.0f ms: %s",
-                sms.message_id, mask_tail(sms.to), self.name, exc.outcome, elapsed, mask_digits(exc.message),
+                sms.message_id, mask_phone(sms.to), self.name, exc.outcome, elapsed, mask_digits(exc.message),
             )
             raise
         except Exception as exc:
             # A bug or an exception the provider module did not expect: we cannot tell
             # whether the message left, so it must not be sent again blindly.
-            log.exception("sms %s to %s via %s: unexpected error", sms.message_id, mask_tail(sms.to), self.name)
+            log.exception("sms %s to %s via %s: unexpected error", sms.message_id, mask_phone(sms.to), self.name)
             raise SmsError(f"{self.name}: unexpected {type(exc).__name__}", retryable=False, maybe_sent=True) from exc
         elapsed = (time.monotonic() - started) * 1000
         log.info(
             "sms %s to %s via %s: %s (%s), %d segment(s), %.0f ms",
-            sms.message_id, mask_tail(sms.to), self.name, result.status, result.provider_id, segments, elapsed,
+            sms.message_id, mask_phone(sms.to), self.name, result.status, result.provider_id, segments, elapsed,
         )
         return result
 

@@ -44,7 +44,7 @@ from sms import DEFAULTS, keywords, optout, outbox, views
 from sms.keywords import Inbound, MalformedInbound
 from state import journal, keys, limits
 from state.store import get_redis
-from utility.customers import mask_tail
+from utility.customers import mask_phone
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def handle(message: Inbound) -> Handled:
     if not claimed:
         reply = _kept_reply(stored)
         log.info("inbound sms %s %s from %s again: %s", message.provider, message.message_id,
-                 mask_tail(message.phone), "answered as before" if stored != PENDING else "still being handled")
+                 mask_phone(message.phone), "answered as before" if stored != PENDING else "still being handled")
         return Handled(reply, first=False)
     message, keyword = keywords.read(message, phone_lang, str(current_app.config["DEFAULT_LANGUAGE"]))
     try:
@@ -100,7 +100,7 @@ def handle(message: Inbound) -> Handled:
         answer = keywords.Answer("limited", None)
     else:
         answer = keywords.answer(message, keyword)
-    with r.pipeline() as pipe:
+    with r.pipeline(transaction=False) as pipe:  # not a MULTI: the journal is its own slot
         pipe.set(seen, json.dumps({"reply": answer.reply}), ex=SEEN_TTL)
         journal.append(
             pipe, "sms.inbound", provider=message.provider, message=message.message_id, phone=message.phone,
@@ -108,7 +108,7 @@ def handle(message: Inbound) -> Handled:
             text=message.text[:keywords.MAX_FIELD],
         )
         pipe.execute()
-    log.info("inbound sms %s %s from %s: %s %s", message.provider, message.message_id, mask_tail(message.phone),
+    log.info("inbound sms %s %s from %s: %s %s", message.provider, message.message_id, mask_phone(message.phone),
              message.keyword or "(empty)", answer.outcome)
     return Handled(answer.reply, first=True)
 
@@ -149,7 +149,7 @@ def africastalking_inbound() -> Response:
             outbox.send(None, message.phone, handled.reply, reference=f"inbound:{message.provider}:{message.message_id}",
                         kind=REPLY_KIND)
     except redis.RedisError:
-        log.exception("inbound sms %s from %s lost: Redis is unavailable", message.message_id, mask_tail(message.phone))
+        log.exception("inbound sms %s from %s lost: Redis is unavailable", message.message_id, mask_phone(message.phone))
     return _plain()
 
 
@@ -163,10 +163,10 @@ def africastalking_optout() -> Response:
         changed = optout.set_notices(get_redis(), notice.phone, allowed=False, source=notice.provider,
                                      via=notice.sender_id)
     except redis.RedisError:
-        log.exception("opt-out of %s from %s not recorded: Redis is unavailable", mask_tail(notice.phone),
+        log.exception("opt-out of %s from %s not recorded: Redis is unavailable", mask_phone(notice.phone),
                       notice.sender_id)
         return _plain("cannot record it now, try again", 503)
-    log.info("opt-out of %s from %s (%s): %s", mask_tail(notice.phone), notice.sender_id, notice.provider,
+    log.info("opt-out of %s from %s (%s): %s", mask_phone(notice.phone), notice.sender_id, notice.provider,
              "notices stopped" if changed else "already stopped")
     return _plain()
 
@@ -180,7 +180,7 @@ def twilio_inbound() -> Response:
         reply = handle(message).reply
     except redis.RedisError:
         log.exception("inbound sms %s from %s not handled: Redis is unavailable", message.message_id,
-                      mask_tail(message.phone))
+                      mask_phone(message.phone))
         reply = keywords.unavailable(keywords.reply_language(str(current_app.config["DEFAULT_LANGUAGE"])))
     return twiml(reply)
 

@@ -34,7 +34,7 @@ from sms.catalogue import DEFAULT_LANGUAGE
 from sms.gsm import clip, gsm7_septets, to_gsm7
 from sms.optout import start_reply, stop_reply
 from sms.receipts import MESSAGES
-from utility.customers import mask_tail
+from utility.customers import mask_phone
 from utility.phones import is_e164
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ def answer(message: Inbound, keyword: Keyword | None) -> Answer:
     try:
         reply = keyword.handler(message)
     except Exception:  # a domain's bug or outage: the customer hears so, the provider gets no 5xx
-        log.exception("keyword %s from %s failed", message.keyword, mask_tail(message.phone))
+        log.exception("keyword %s from %s failed", message.keyword, mask_phone(message.phone))
         return Answer("failed", unavailable(message.lang))
     if reply is None or not reply.strip():
         return Answer("silent", None)

@@ -72,6 +72,12 @@ def mask_tail(number: str, keep: int = 4) -> str:
     return "****" + number[len(number) - keep :]
 
 
+def mask_phone(phone: str) -> str:
+    """``+237699000001`` as ``****001`` for logs: the last 3 digits tell one caller's lines
+    from another's, not how to call them (the log's own net, state.logs, masks likewise)."""
+    return mask_tail(phone, keep=3)
+
+
 class CustomerBase(Protocol):
     def accounts_for_phone(self, phone: str) -> list[Account]:
         """The accounts linked to ``phone``, sorted by account number."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from sms.client import OutgoingSms, SendResult, SmsClient, mask_digits
 from sms.gsm import sms_segments
-from utility.customers import mask_tail
+from utility.customers import mask_phone
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ class ConsoleClient(SmsClient):
 
     def try_send(self, sms: OutgoingSms) -> SendResult:
         log.info(
-            "SMS to %s (%d segment(s)):\n%s", mask_tail(sms.to), sms_segments(sms.body), mask_digits(sms.body)
+            "SMS to %s (%d segment(s)):\n%s", mask_phone(sms.to), sms_segments(sms.body), mask_digits(sms.body)
         )
         return SendResult(self.name, f"console-{sms.message_id}", "logged")
 

@@ -3,11 +3,12 @@ characters meant for our logs. Each gets a clear answer and changes nothing."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 
 import pytest
 
-from app import OneLineFormatter
+from state import logs
 from tests.ussd.conftest import ONE_METER
 from utility.services import services
 
@@ -45,7 +46,7 @@ def log_lines():
     """The server log as the production formatter writes it, one string per line."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logs.formatter("json"))
     root = logging.getLogger()
     root.addHandler(handler)
     level = root.level
@@ -74,7 +75,7 @@ def test_a_newline_in_a_delivery_report_id_forges_no_log_line(client, log_lines)
 
 
 def test_tracebacks_stay_readable_and_cannot_forge_lines():
-    formatter = OneLineFormatter("%(levelname)s %(name)s: %(message)s")
+    formatter = logs.formatter("json")
     try:
         raise ValueError("bad value\nCRITICAL utility.admin: FORGED")
     except ValueError:
@@ -82,6 +83,6 @@ def test_tracebacks_stay_readable_and_cannot_forge_lines():
         import sys
 
         record.exc_info = sys.exc_info()
-    lines = formatter.format(record).splitlines()
-    assert lines[0] == "ERROR x: failed on a\\x1b[2Jb"
-    assert all(line.startswith("    ") for line in lines[1:]) and len(lines) > 2
+    [line] = formatter.format(record).splitlines()  # the traceback is a field of its one line
+    assert json.loads(line)["event"] == "failed on a\x1b[2Jb" and "\\u001b" in line
+    assert json.loads(line)["exception"].endswith("ValueError: bad value\nCRITICAL utility.admin: FORGED")

@@ -38,7 +38,7 @@ from flask import Flask, current_app
 
 from state import keys, switches
 from state.store import TextRedis, get_redis
-from utility.customers import mask_tail
+from utility.customers import mask_phone
 from utility.payments.base import (
     DEFAULTS,
     FAILED,
@@ -129,7 +129,7 @@ class DemoProvider:
         self.records.mark_sent(ref)
         self.records.journal_request(ref, record)
         self.schedule(self.settings.delay, ref)
-        log.info("demo payment %s asked of %s for order %s", ref, mask_tail(payment.payer), payment.order_ref)
+        log.info("demo payment %s asked of %s for order %s", ref, mask_phone(payment.payer), payment.order_ref)
         return self.records.result_of(ref, record)
 
     @needs_redis

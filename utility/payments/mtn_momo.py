@@ -83,7 +83,7 @@ from flask import Flask
 from state import keys
 from state.store import TextRedis, get_redis
 from utility.access import Network, parse_networks
-from utility.customers import mask_tail
+from utility.customers import mask_phone, mask_tail
 from utility.payments.base import (
     DEFAULTS,
     FAILED,
@@ -336,7 +336,7 @@ class MtnMomo:
             raise unavailable
         if status == 202:
             self.records.mark_sent(ref)
-            log.info("request to pay %s sent to %s for order %s", ref, mask_tail(payment.payer), payment.order_ref)
+            log.info("request to pay %s sent to %s for order %s", ref, mask_phone(payment.payer), payment.order_ref)
             return self.records.result_of(ref, record)
         if status == 409:
             return self._adopt(ref, payment)
@@ -375,7 +375,7 @@ class MtnMomo:
         log.error(
             "MTN MoMo refused request to pay %s (order %s, payer %s) for our configuration: HTTP %s %s: %s"
             " (check MTN_MOMO_CURRENCY, MTN_MOMO_CALLBACK_URL, MTN_MOMO_TARGET_ENVIRONMENT and the API user's rights)",
-            ref, payment.order_ref, mask_tail(payment.payer), status, code, message,
+            ref, payment.order_ref, mask_phone(payment.payer), status, code, message,
         )
         self.records.journal_request(ref, record, "payment.misconfigured", code=code, http_status=status)
         if not first:
