@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Request
+from flask import Flask, Request
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -61,6 +61,28 @@ def client_address(request: Request, trusted_proxies: tuple[Network, ...]) -> Ad
             return address
         peer = address
     return peer  # every hop is a proxy of ours: the request started inside
+
+
+PROXIES = "guichet.access.proxies"
+
+
+def trusted_proxies(app: Flask) -> tuple[Network, ...]:
+    """TRUSTED_PROXIES, parsed once per app."""
+    proxies: tuple[Network, ...] | None = app.extensions.get(PROXIES)
+    if proxies is None:
+        proxies = app.extensions[PROXIES] = parse_networks(app.config["TRUSTED_PROXIES"])
+    return proxies
+
+
+def source(request: Request, proxies: tuple[Network, ...]) -> str:
+    """Where a request comes from, as text: the peer's address, or with TRUSTED_PROXIES the
+    client's as a trusted proxy forwards it (client_address); the peer's when that cannot
+    be told. Without proxies configured nothing is parsed: this is on every hop's path."""
+    peer = request.remote_addr or ""
+    if not proxies:
+        return peer
+    address = client_address(request, proxies)
+    return peer if address is None else str(address)
 
 
 def _per_gateway(value: Any, gateway: str) -> Any:

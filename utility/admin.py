@@ -1,8 +1,11 @@
 """The admin API, for the utility's operators and their scripts: /admin/...
 
-It exists only when ADMIN_KEY is set. Every call carries ``Authorization: Bearer <key>``
-and every call, allowed or refused, is written to the audit stream (state.keys.audit)
-with what was done and from where; the key itself is never written anywhere.
+It exists only when at least one admin key is set (ADMIN_KEYS, name -> key, or ADMIN_KEY,
+the key named "admin"; utility.operators keeps them hashed). Every call carries
+``Authorization: Bearer <key>`` and every call, done, rejected, refused or failed, is written
+to the audit stream (state.keys.audit): who (the key's name, "unknown" when refused), what
+(method and path, and what the view says it did), when, from where (the caller's address,
+through TRUSTED_PROXIES only) and how it ended. No key is ever written anywhere.
 
     POST /admin/customers                   a customer CSV
     POST /admin/backends/<name>             {"state": "down" | "up"}: simulate a built-in backend's outage
@@ -12,26 +15,33 @@ with what was done and from where; the key itself is never written anywhere.
     GET  /admin/breakers                    each outside system's circuit breaker (utility.calls)
     POST /admin/breakers/<system>/reset     close one: the operator says the system is back
     GET  /admin/calls                       this process's counts of outside calls by system and outcome
+    GET  /admin/audit?limit=50&before=<id>  the audit, newest first, a page at a time (``next``: the cursor)
+
+Reading the audit is audited too: who looked at the trail matters when a key leaks, and the
+cursor (``before``, a stream id) keeps pages stable however many entries arrive meanwhile.
 """
 from __future__ import annotations
 
 import csv
 import datetime
 import functools
-import hmac
 import io
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+import click
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, make_response, request, stream_with_context
+from flask.cli import with_appcontext
 from werkzeug.exceptions import HTTPException
 
 from sms.gsm import gsm7_septets
 from state import keys, switches
-from state.store import get_redis
-from utility import calls, customer_csv, payments, vending
+from state.store import TextCommands, get_redis
+from utility import access, calls, customer_csv, operators, payments, vending
 from utility.customers import RedisCustomerBase
+from utility.gate import upload
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +50,25 @@ AUDIT_MAX_ENTRIES = 100_000  # approximate cap: months of operator actions
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
+AUDIT_PAGE = 50  # entries a page of GET /admin/audit and `guichet audit` by default
+AUDIT_PAGE_MAX = 1000
+UNKNOWN = "unknown"  # who, in the audit, when no key matched
+STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}", re.ASCII)
+
+
+def enabled(app: Flask) -> bool:
+    """Whether the admin API exists: at least one admin key is configured."""
+    return bool(operators.keyring(app.config))
+
+
 def init_app(app: Flask) -> None:
-    key = app.config["ADMIN_KEY"]
-    if isinstance(key, str) and key:
+    """/admin when a key is set (utility.operators.init_app has hashed them); `guichet audit`
+    always (it reads Redis: the trail of servers configured elsewhere)."""
+    app.cli.add_command(audit_command)
+    keyring = operators.keyring(app.config)
+    if keyring:
         app.register_blueprint(bp)
-    elif key == "":
-        log.warning("ADMIN_KEY is empty: the admin API stays off")
+        log.info("admin API on, keys named %s", ", ".join(keyring))
 
 
 def require_admin(view: Callable[..., Any]) -> Callable[..., Response]:
@@ -56,7 +79,7 @@ def require_admin(view: Callable[..., Any]) -> Callable[..., Response]:
 
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Response:
-        refusal = _credential_problem()
+        g.admin_name, refusal = _operator()
         if refusal:
             _audit("refused", refusal)
             response = make_response(jsonify(error=refusal), 401)
@@ -111,6 +134,7 @@ def refused_file(exc: customer_csv.FileRefused, said: str = "refused: ") -> tupl
 
 
 @bp.post("/customers")
+@upload  # MAX_UPLOAD_LENGTH, not the 64 KB of every other body
 @require_admin
 def import_customers() -> tuple[Response, int]:
     """Add or update the customers in the CSV body (utility.customer_csv).
@@ -278,7 +302,8 @@ def _builtin_backends() -> set[str]:
     return builtin
 
 
-def _credential_problem() -> str | None:
+def _operator() -> tuple[str, str | None]:
+    """(the name of the key presented, None) or ("unknown", why the call is refused)."""
     # Exactly "Bearer <key>": one space, no other whitespace, the scheme as RFC 6750
     # writes it. A lax parse ("bearer", "Bearer  k", "Bearer k ") lets a key travel in
     # forms that proxies and log scrubbers do not recognise as a credential.
@@ -287,20 +312,88 @@ def _credential_problem() -> str | None:
     if scheme != "Bearer" or not space or not presented or not presented.isprintable() or any(
         c.isspace() for c in presented
     ):
-        return "missing admin key: send Authorization: Bearer <ADMIN_KEY>"
-    # Bytes: compare_digest refuses non-ASCII str, and a header may hold anything.
-    expected = current_app.config["ADMIN_KEY"].encode()
-    if not hmac.compare_digest(presented.encode("utf-8", "replace"), expected):
-        return "wrong admin key"
-    return None
+        return UNKNOWN, "missing admin key: send Authorization: Bearer <ADMIN_KEY>"
+    name = operators.keyring(current_app.config).name_of(presented)
+    if name is None:
+        return UNKNOWN, "wrong admin key"
+    return name, None
 
 
 def _audit(outcome: str, detail: str) -> None:
     entry = {
         "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "who": g.get("admin_name", UNKNOWN),
         "action": f"{request.method} {request.path}",
         "outcome": outcome,
-        "remote_addr": request.remote_addr or "",
+        # The caller, looking through TRUSTED_PROXIES only (utility.access); "via" the proxy.
+        "remote_addr": access.source(request, access.trusted_proxies(current_app)),
         "detail": detail,
     }
+    if entry["remote_addr"] != (request.remote_addr or ""):
+        entry["via"] = request.remote_addr or ""
     get_redis().xadd(keys.audit(), entry, maxlen=AUDIT_MAX_ENTRIES, approximate=True)
+
+
+# -- the audit, read back ------------------------------------------------------------------------------
+class BadCursor(ValueError):
+    """A ``limit`` or ``before`` that is not one; the message says what is expected."""
+
+
+def audit_page(client: TextCommands, limit: int = AUDIT_PAGE, before: str | None = None) -> dict[str, Any]:
+    """Up to ``limit`` audit entries, newest first, older than the stream id ``before``;
+    ``next`` is the ``before`` of the following page (None: this is the last)."""
+    if not 1 <= limit <= AUDIT_PAGE_MAX:
+        raise BadCursor(f"limit is from 1 to {AUDIT_PAGE_MAX}")
+    if before is not None and not STREAM_ID.fullmatch(before):
+        raise BadCursor("before is the id of an audit entry, like 1764669900000-0 (the next of a page)")
+    # One more than asked: whether another page follows, without a second round trip.
+    found = client.xrevrange(keys.audit(), max=f"({before}" if before else "+", min="-", count=limit + 1)
+    entries = [{"id": entry_id, **fields} for entry_id, fields in found[:limit]]
+    return {"entries": entries, "next": entries[-1]["id"] if len(found) > limit else None}
+
+
+@bp.get("/audit")
+@require_admin
+def read_audit() -> tuple[Response, int]:
+    """The audit trail, newest first: ``?limit=50`` a page, ``&before=<next>`` the next one."""
+    try:
+        limit = int(request.args.get("limit", AUDIT_PAGE))
+    except ValueError:
+        limit = 0
+    before = request.args.get("before") or None
+    try:
+        page = audit_page(get_redis(), limit, before)
+    except BadCursor as exc:
+        audit_detail(f"refused: {exc}")
+        return jsonify(error=str(exc)), 400
+    audit_detail(f"read {len(page['entries'])} entr{'y' if len(page['entries']) == 1 else 'ies'}"
+                 + (f" before {before}" if before else ""))
+    return jsonify(page), 200
+
+
+@click.command("audit")
+@with_appcontext
+@click.option("--limit", type=click.IntRange(1, AUDIT_PAGE_MAX), default=AUDIT_PAGE, show_default=True,
+              help="Entries to show.")
+@click.option("--before", default=None, metavar="ID", help="Show entries older than this one (a page's next).")
+def audit_command(limit: int, before: str | None) -> None:
+    """Print the admin audit trail, newest first: when, who, what, how it ended, from where.
+
+    Reads the Redis of REDIS_URL directly (no admin key; not itself audited: whoever can
+    reach that Redis could rewrite the stream anyway)."""
+    from utility.cli import shared_store
+
+    store = shared_store("REDIS_URL is not set: the audit of a server lives in its Redis; set REDIS_URL to read it.")
+    try:
+        page = audit_page(store.data, limit, before)
+    except BadCursor as exc:
+        raise click.BadParameter(str(exc), param_hint="--before") from None
+    for entry in page["entries"]:
+        where = entry.get("remote_addr", "") + (f" via {entry['via']}" if entry.get("via") else "")
+        detail = f"  {entry['detail']}" if entry.get("detail") else ""
+        click.echo(f"{entry['id']}  {entry.get('at', '')}  {entry.get('who', UNKNOWN)}  {entry.get('outcome', '')}  "
+                   f"{entry.get('action', '')}  from {where}{detail}")
+    if not page["entries"]:
+        click.echo("no audit entries" + (f" before {before}" if before else ""))
+    if page["next"]:
+        click.echo(f"more: guichet audit --limit {limit} --before {page['next']}")

@@ -138,7 +138,7 @@ def test_the_audit_never_holds_a_key(client: FlaskClient, fake_redis: fakeredis.
 
 
 def test_a_file_over_the_size_limit_is_refused_and_audited(fake_redis: fakeredis.FakeRedis) -> None:
-    app = create_app({"TESTING": True, "REDIS_CLIENT": fake_redis, "ADMIN_KEY": ADMIN_KEY, "MAX_CONTENT_LENGTH": 100})
+    app = create_app({"TESTING": True, "REDIS_CLIENT": fake_redis, "ADMIN_KEY": ADMIN_KEY, "MAX_UPLOAD_LENGTH": 100})
     response = upload(app.test_client(), CUSTOMERS)
     assert response.status_code == 413
     assert [(entry["outcome"], entry["detail"]) for entry in audit_trail(fake_redis)] == [

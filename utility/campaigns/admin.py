@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
-from utility.admin import audit_detail, csv_download, refused_file, require_admin
+from utility.admin import audit_detail, csv_download, enabled, refused_file, require_admin
 from utility.campaigns.model import DefinitionError
 from utility.campaigns.service import (
     AllowlistError,
@@ -23,6 +23,7 @@ from utility.campaigns.service import (
     StateConflict,
     UnknownCampaign,
 )
+from utility.gate import upload
 
 bp = Blueprint("campaign_admin", __name__, url_prefix="/admin/campaigns")
 
@@ -30,8 +31,7 @@ EXPORT_COLUMNS = ("reference", "account", "meter", "phone", "channel", "register
 
 
 def init_app(app: Flask) -> None:
-    key = app.config["ADMIN_KEY"]
-    if isinstance(key, str) and key:  # as utility.admin: no key, no admin API
+    if enabled(app):  # as utility.admin: no key, no admin API
         app.register_blueprint(bp)
 
 
@@ -103,6 +103,7 @@ def switch(code: str, action: str) -> tuple[Response, int]:
 
 
 @bp.post("/<code>/allowlist")
+@upload  # MAX_UPLOAD_LENGTH: an allow-list may hold a whole customer base
 @require_admin
 def allowlist(code: str) -> tuple[Response, int]:
     code = code.upper()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
-from utility.admin import audit_detail, csv_download, require_admin
+from utility.admin import audit_detail, csv_download, enabled, require_admin
 from utility.incidents.model import DefinitionError
 from utility.incidents.service import IncidentResolved, Incidents, Preview, UnknownIncident
 
@@ -29,8 +29,7 @@ DRY_RUN = ("1", "true", "yes")
 
 
 def init_app(app: Flask) -> None:
-    key = app.config["ADMIN_KEY"]
-    if isinstance(key, str) and key:  # as utility.admin: no key, no admin API
+    if enabled(app):  # as utility.admin: no key, no admin API
         app.register_blueprint(bp)
 
 
