@@ -5,9 +5,9 @@ A hop flows one way: gateway adapter (ussd.gateways) -> session (state.sessions)
 """
 from __future__ import annotations
 
-import logging
 import os
-import re
+import sys
+import tempfile
 from typing import Any
 
 import click
@@ -16,6 +16,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from sms import DEFAULTS as SMS_DEFAULTS
 from sms.catalogue import DEFAULT_LANGUAGE
+from utility import operators
 from utility.calls import DEFAULTS as CALL_DEFAULTS
 from utility.campaigns import DEFAULTS as CAMPAIGN_DEFAULTS
 from utility.payments import DEFAULTS as PAYMENT_DEFAULTS
@@ -33,8 +34,10 @@ PROVIDER_VARIABLES = (
 # (merged below), which is also where its settings find what a mapping lacks.
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,  # None: embedded in-process store (see state.store)
-    "ADMIN_KEY": None,  # None: the /admin endpoints do not exist
+    "ADMIN_KEY": None,  # the key named "admin" (utility.operators); no key at all: the /admin endpoints do not exist
+    "ADMIN_KEYS": None,  # named admin keys, {"alice": "<key>", ...} or "alice:<key>,...": hashed when the app is made
     "UTILITY_NAME": "Demo Eau & Electricite",  # the utility's, never the product's: main menu title, token SMS
+    "METRICS_TOKEN": None,  # None: GET /metrics answers this machine only (state.metrics)
     "TIMEZONE": "Africa/Douala",  # the utility's: the dates and times customers read, when a bill is overdue
     "DEFAULT_LANGUAGE": DEFAULT_LANGUAGE,  # the catalogues' own (fr): every text exists in it
     "SESSION_TTL": 180,  # seconds; refreshed on every hop
@@ -46,7 +49,14 @@ DEFAULTS: dict[str, Any] = {
     "SMS_SHORT_CODE": None,  # the number customers text (keywords, campaigns): told to them when USSD is saturated
     "SERVICE_CODES": (),  # codes after which dial-string segments are shortcuts, e.g. ["*384#"]; unset: the posted code is whole
     "DEMO_CUSTOMERS": 500,  # customers seeded on the embedded store by `guichet serve`
-    "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # admin CSV uploads; USSD has its own 4 KB cap
+    # Bodies (utility.gate): every route's bound, 413 past it; callbacks keep their own tighter caps.
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    "MAX_UPLOAD_LENGTH": 64 * 1024 * 1024,  # the customer CSV import and campaign allow-lists
+    # Requests per source address and route group, COUNT/SECONDS per serving process (utility.gate); 0: none.
+    "RATE_LIMIT_USSD": "1000/1",  # above what one process serves: binds a flood, not an aggregator's rush
+    "RATE_LIMIT_SMS": "500/1",  # delivery reports and inbound SMS, a few addresses per provider
+    "RATE_LIMIT_PAYMENTS": "200/1",  # payment callbacks
+    "RATE_LIMIT_ADMIN": "100/10",  # operators and their scripts
     # Who may call the USSD webhooks (utility.access): a secret in the callback URL and/or
     # source networks; unset: open (fine on a laptop, logged loudly).
     "CALLBACK_TOKEN": None,  # one for every gateway, or {"africastalking": "...", "hubtel": "..."}
@@ -60,50 +70,14 @@ DEFAULTS: dict[str, Any] = {
     # and sends the token when it returns; "refuse" says the purchase cannot be made now.
     "VENDING_DOWN": "store",
     "BILL_OVERPAYMENT": "credit",  # paying more than a bill: "credit" (kept on the account) or "refuse"
+    "LOG_LEVEL": "INFO",  # DEBUG, INFO, WARNING, ERROR (state.logs)
+    "LOG_FORMAT": "json",  # one JSON object per line; "console": the same events, readable, for development
     **VENDING_DEFAULTS,  # VENDING_BACKEND (builtin: the STS engine) or the utility's XMLVend server, STS_*...
     **SMS_DEFAULTS,  # SMS_PROVIDER (console), provider credentials, PUBLIC_URL...
     **PAYMENT_DEFAULTS,  # PAYMENT_PROVIDER (demo) or MTN MoMo Collection, the poller...
     **CAMPAIGN_DEFAULTS,  # CAMPAIGN_DELIVERY_HOURS: when an accepted registration is promised its credit
     **CALL_DEFAULTS,  # BREAKER_FAILURES, BREAKER_RESET: the breakers around vending, billing, payments
 }
-
-
-# Control characters in what callers send (a newline in a form field, an escape sequence)
-# must not reach the log raw: one would start a forged line, the other rewrite a terminal.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escaped(text: str) -> str:
-    return _CONTROL.sub(lambda m: _ESCAPES.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
-
-
-class OneLineFormatter(logging.Formatter):
-    """Every record is one line that starts with its own header: the message is escaped,
-    and the lines of a traceback (which may quote outside data too) are indented, so no
-    value from outside can start a line that reads as a record of its own."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = _escaped(record.message)
-        return super().formatMessage(record)
-
-    def format(self, record: logging.LogRecord) -> str:
-        head, *rest = super().format(record).split("\n")
-        return "\n".join([head, *("    " + _escaped(line) for line in rest)])
-
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def configure_logging() -> None:
-    """INFO and up to stderr, one line per record (OneLineFormatter); once per process."""
-    root = logging.getLogger()
-    if root.handlers:  # ours already, or a host's (pytest, an embedding app): theirs to format
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(OneLineFormatter(LOG_FORMAT))
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -118,18 +92,24 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             app.config[name] = os.environ[name]
     if test_config:
         app.config.update(test_config)
-    if app.config["ADMIN_KEY"] is not None:
-        app.config["ADMIN_KEY"] = str(app.config["ADMIN_KEY"])
+    operators.init_app(app)  # the admin keys hashed: no plain key stays in the config
 
-    configure_logging()
+    from state import logs
+
+    logs.init_app(app)  # JSON lines, masked, a request id per request: first, so every line has them
 
     from state import store
 
     store.init_app(app)
 
-    from state import health
+    from state import health, metrics
 
     app.register_blueprint(health.bp)
+
+    from utility import gate
+
+    gate.init_app(app)  # request rates per source address, body bounds: before every view
+    metrics.init_app(app)  # GET /metrics
 
     from ussd import dial
     from ussd import views as ussd_views
@@ -282,7 +262,7 @@ def serve_with_granian(
         backlog=2048,
         respawn_failed_workers=True,
         log_level=LogLevels.info,
-        log_dictconfig=GRANIAN_LOGGING,
+        log_dictconfig=granian_logging(str(app.config["LOG_FORMAT"])),
         log_access=access_log,
     )
     # As many job workers as serving processes: what gunicorn ran, one in each process.
@@ -294,18 +274,17 @@ def serve_with_granian(
             running.stop(timeout=5)  # hands the scheduler's lock over at once
 
 
-# granian's own records and its access log in our one-line format, on stderr like ours. The
-# access log names the path only: a callback's ?token= never reaches the log.
-GRANIAN_LOGGING: dict[str, Any] = {
-    "formatters": {
-        "generic": {"()": "app.OneLineFormatter", "fmt": "%(asctime)s %(levelname)s granian: %(message)s"},
-        "access": {"()": "app.OneLineFormatter", "fmt": "%(message)s"},
-    },
-    "handlers": {
-        "console": {"formatter": "generic", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
-        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
-    },
-}
+def granian_logging(renderer: str) -> dict[str, Any]:
+    """granian's own records and its access log as our lines (state.logs), on stderr like
+    ours. The access log names the path only: a callback's ?token= never reaches the log."""
+    formatter = {"()": "state.logs.formatter", "renderer": renderer}
+    return {
+        "formatters": {"generic": formatter, "access": formatter},
+        "handlers": {
+            "console": {"formatter": "generic", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+            "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+        },
+    }
 
 
 def serve_with_gunicorn(
@@ -314,8 +293,17 @@ def serve_with_gunicorn(
     """gunicorn's threads, the background worker in each serving process: what the embedded
     store needs (everything in one process) and a fallback with REDIS_URL."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
 
-    from state import worker
+    from state import logs, worker
+
+    renderer = str(app.config["LOG_FORMAT"])
+
+    class Lines(Logger):  # type: ignore[misc]
+        """gunicorn's own records and its access log as our lines (state.logs)."""
+
+        def _set_handler(self, log: object, output: object, fmt: object, stream: object = None) -> None:
+            super()._set_handler(log, output, logs.formatter(renderer), stream)
 
     def post_worker_init(_worker: object) -> None:
         # Runs in each serving process (after the fork), so the embedded store and the
@@ -347,6 +335,7 @@ def serve_with_gunicorn(
                 "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
                 "post_worker_init": post_worker_init,
                 "worker_exit": worker_exit,
+                "logger_class": Lines,
             }
             for name, value in settings.items():
                 self.cfg.set(name, value)
@@ -377,6 +366,7 @@ def live_config_problems(config: Any) -> list[str]:
     from sms import customer_messages
 
     problems: list[str] = customer_messages.startup_problems(config)  # UTILITY_NAME, SUPPORT_CONTACT, TIMEZONE
+    problems += operators.startup_problems(config)  # admin keys too short, shared, badly named
     if config.get("PAYMENT_PROVIDER") == "mtn_momo":
         from utility.payments import mtn_momo
 
@@ -413,8 +403,31 @@ def seed_embedded_demo(app: Flask) -> None:
     )
 
 
+def count_across_processes() -> None:
+    """`guichet serve` runs several processes (granian's serving processes, the background
+    worker in the one that supervises them): each writes its metrics' counts to files in one
+    folder, which GET /metrics adds up (state.metrics). prometheus-client reads the folder's
+    name when first imported, so it is chosen here, before create_app imports it: the
+    operator's PROMETHEUS_MULTIPROC_DIR, else a new temporary folder. A previous run's files
+    are removed: counters start again at 0 with the service, as Prometheus expects."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="guichet-metrics-")
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    # This module's imports (utility.calls) brought prometheus-client in already: its choice of
+    # value store is made again, before any count is kept (every metric of state.metrics has
+    # labels, and a labelled metric makes its values on first use).
+    from prometheus_client import values
+
+    values.ValueClass = values.get_value_class()
+
+
 def main() -> None:
     """Entry point of the `guichet` console script (Flask's CLI around create_app)."""
+    if sys.argv[1:2] == ["serve"]:
+        count_across_processes()
     cli = FlaskGroup(create_app=create_app, add_version_option=False, load_dotenv=False)
     cli.help = "Guichet: USSD + SMS self-service for utilities."
     cli.main(prog_name="guichet")

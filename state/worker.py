@@ -817,11 +817,21 @@ def start_in_thread(
 @click.option("--queue", "queue_names", multiple=True, type=click.Choice(QUEUES),
               help="Run the workers of this queue only (repeat for several; default: every queue), e.g. "
                    f"--queue {BULK_QUEUE_NAME} for bulk workers on a machine of their own.")
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve this process's metrics (the jobs it ran: SMS, orders, outside calls) in Prometheus' "
+                   "format on this port, for a worker on a machine of its own (GET /metrics of the web "
+                   "processes counts only theirs and their machine's).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
 @with_appcontext
-def worker_command(burst: bool, queue_names: tuple[str, ...]) -> None:
+def worker_command(burst: bool, queue_names: tuple[str, ...], metrics_port: int | None, metrics_host: str) -> None:
     """Run the background workers (receipts, SMS outbox, retries; bulk work on a worker of
     its own), their scheduler and the periodic tasks against REDIS_URL, until SIGTERM or Ctrl-C."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host)
+        log.info("metrics of this worker on http://%s:%d/metrics", metrics_host, metrics_port)
     if get_store(app).embedded:
         raise click.UsageError(
             "REDIS_URL is not set: the embedded store lives inside `guichet serve`, "

@@ -319,3 +319,18 @@ def test_a_live_worker_of_this_process_keeps_its_job(app):
         wait_until(lambda: get_redis(app).get("guichet:{test}:slow:done") == "1")
     finally:
         background.stop()
+
+
+@pytest.mark.real_redis
+def test_a_worker_on_a_machine_of_its_own_serves_its_metrics(real_redis, monkeypatch):
+    import urllib.request
+
+    from app import create_app
+    from tests.test_end_to_end import free_port
+
+    port = free_port()
+    result = create_app({"TESTING": True}).test_cli_runner().invoke(
+        args=["worker", "--burst", "--metrics-port", str(port)])
+    assert result.exit_code == 0, result.output
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        assert b"guichet_outside_calls_total" in answer.read()

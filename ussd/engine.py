@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import redis
 
+from state import metrics
 from state.sessions import Change, Held, Loaded, Session, SessionBusy, SessionStore
 from ussd import menu
 from ussd.catalogue import languages, text
@@ -20,7 +21,7 @@ from ussd.flows.home import notice_line
 from ussd.gateways.base import Hop
 from ussd.render import render
 from ussd.screens import Context, Screen
-from utility.customers import mask_tail
+from utility.customers import mask_phone
 from utility.services import Services
 
 log = logging.getLogger(__name__)
@@ -43,16 +44,21 @@ class Engine:
             with self.store.hop(hop.phone, hop.session_id, hop.hop_key, hop.opening) as held:
                 return self._answer(hop, held)
         except SessionBusy:
-            log.warning("session %s of %s busy: hop refused", hop.session_id, mask_tail(hop.phone))
+            log.warning("session %s of %s busy: hop refused", hop.session_id, mask_phone(hop.phone))
+            metrics.hop(hop.gateway, "", "busy")
             return Screen(text(self.settings.default_language, "end.busy"), end=True)
         except redis.RedisError:
-            log.exception("redis unavailable: hop of %s refused", mask_tail(hop.phone))
+            log.exception("redis unavailable: hop of %s refused", mask_phone(hop.phone))
+            metrics.hop(hop.gateway, "", "down")
             return Screen(text(self.settings.default_language, "end.down"), end=True)
 
     def _answer(self, hop: Hop, held: Held) -> Screen:
         loaded = held.loaded
         if loaded.reply is not None:
+            metrics.hop(hop.gateway, "", "replayed")  # a gateway's retry: answered as before
             return Screen.from_cache(loaded.reply)
+        if loaded.session is None:
+            metrics.session("started")
         session, inputs = self._session_and_inputs(hop, loaded)
         outcome = menu.run(session, inputs, self.services)
         screen = render(session, Context(self.settings.utility, hop.service_code, self.services.now().date(),
@@ -70,6 +76,7 @@ class Engine:
             ),
             held,
         )
+        metrics.hop(hop.gateway, session.state, "end" if screen.end else "continue")
         return screen
 
     def _session_and_inputs(self, hop: Hop, loaded: Loaded) -> tuple[Session, list[str]]:

@@ -12,7 +12,7 @@ import time
 import redis
 from flask import Blueprint, Flask, Response, abort, current_app, request
 
-from state import journal
+from state import journal, logs, metrics
 from state.sessions import SessionStore
 from state.store import get_redis
 from ussd.admission import Admission
@@ -22,7 +22,7 @@ from ussd.gateways import GATEWAYS, BadCallback
 from ussd.gateways.base import check_body_size
 from ussd.screens import Screen
 from utility.access import GatewayAccess
-from utility.customers import mask_tail
+from utility.customers import mask_phone
 from utility.services import services
 
 log = logging.getLogger(__name__)
@@ -89,23 +89,29 @@ def hop(gateway: str) -> Response:
         parsed = adapter.parse(request)
     except BadCallback as exc:
         log.info("refused %s callback: %s", gateway, exc)
+        metrics.hop(gateway, "", "bad_callback")
         # A gateway that shows a 400 as a crash on the handset answers its own way.
         refuse = getattr(adapter, "refuse", None)
         answer = refuse(exc) if refuse is not None else None
         return answer if answer is not None else bad_request(str(exc))
+    logs.bind(session=parsed.session_id[:64])  # ties the dialogue's hops together (the gateway's id)
     admission: Admission = current_app.extensions[ADMISSION]
     if not admission.admit(parsed.opening):
-        log.warning("saturated: a new dialogue of %s turned away (%d so far)", mask_tail(parsed.phone),
+        log.warning("saturated: a new dialogue of %s turned away (%d so far)", mask_phone(parsed.phone),
                     admission.refused)
+        metrics.hop(gateway, "", "saturated")
         return adapter.respond(Screen(busy_text(), end=True))
     started = time.perf_counter()
     try:
         screen = engine().answer(parsed)
     except Exception:  # a bug must still give the customer an answer, not a dead handset
-        log.exception("hop of %s failed", mask_tail(parsed.phone))
+        log.exception("hop of %s failed", mask_phone(parsed.phone))
+        metrics.hop(gateway, "", "error")
         screen = Screen(text(str(current_app.config["DEFAULT_LANGUAGE"]), "end.down"), end=True)
     finally:
-        admission.done(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        admission.done(took)
+        metrics.hop_seconds(gateway, took)
     return adapter.respond(screen)
 
 
@@ -145,6 +151,7 @@ def africastalking_session_end() -> Response:
 
     if not field("sessionId").strip():
         return bad_request("missing field: sessionId")
+    logs.bind(session=field("sessionId")[:64])  # the dialogue's hops carry the same
     try:
         journal.append(
             get_redis(),
@@ -158,7 +165,9 @@ def africastalking_session_end() -> Response:
         )
     except redis.RedisError:  # a notification is informative: never fail the gateway for it
         log.exception("could not journal a session end")
-    log.info("session end %s %s", mask_tail(field("phoneNumber")), field("status")[:20])
+    # "Success": the customer reached an end; "Incomplete" (hung up, timed out) or "Failed": not.
+    metrics.session("completed" if field("status") == "Success" else "abandoned")
+    log.info("session end %s %s", mask_phone(field("phoneNumber")), field("status")[:20])
     return Response("", status=200, mimetype="text/plain")
 
 

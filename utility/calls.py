@@ -52,7 +52,7 @@ import redis
 import requests
 from flask import Flask, current_app
 
-from state import keys, switches
+from state import keys, metrics, switches
 from state.store import TextRedis, caused_by_redis_outage, get_redis, get_store
 from utility.errors import OutsideError
 
@@ -136,7 +136,8 @@ OUTCOMES = ("ok", "refused", "unavailable", "timeout", "unconfirmed", "error", "
 
 def record(system: str, outcome: str, seconds: float) -> None:
     """Count one call of ``system``: its outcome (OUTCOMES) and how long it took. In this
-    process; GET /admin/calls reads them (issue 12 exports them to Prometheus from here)."""
+    process; GET /admin/calls reads them, and GET /metrics (state.metrics) counts them too."""
+    metrics.call(system, outcome, seconds)
     with _tallies_lock:
         tally = _tallies.setdefault((system, outcome), Tally())
         tally.calls += 1

@@ -35,12 +35,12 @@ from typing import Any, Protocol
 
 from transitions import EventData, Machine, MachineError
 
-from state import journal, keys, limits, locks
+from state import journal, keys, limits, locks, metrics
 from state.limits import Limit
 from state.store import TextRedis, caused_by_redis_outage
 from utility.billing import BillingBackend, BillingError
 from utility.calls import backoff
-from utility.customers import CustomerBase, mask_tail
+from utility.customers import CustomerBase, mask_phone
 from utility.payments.base import PaymentError, PaymentProvider, PaymentRequest, PaymentResult, ProviderUnavailable
 from utility.vending.base import Vend, VendingBackend, VendingError
 
@@ -339,6 +339,7 @@ class Orders:
                 return "another payment of this order"
             late_money = order.state == "failed" and order.reason == UNREACHABLE
             if result.state == "successful" and (order.state in ("payment_pending", "expired") or late_money):
+                metrics.payment(result.provider, "successful")
                 order.paid_at = time.time()
                 self._move(order, "payment_succeeded")
                 fulfil = True
@@ -349,6 +350,7 @@ class Orders:
                 self.later(order.reference, 0)
                 return f"fulfilment requeued ({order.state})"
             elif result.state == "failed" and order.state == "payment_pending":
+                metrics.payment(result.provider, result.reason or "declined")
                 if result.reason == "expired":
                     self._move(order, "payment_expired", why="expired")
                 else:
@@ -526,7 +528,8 @@ class Orders:
                            dest=dest, why=why)
         pipe.execute()
         for _trigger, source, dest, why in moves:
-            log.info("order %s %s -> %s %s (%s)", order.reference, source, dest, why, mask_tail(order.phone))
+            metrics.order(order.kind, dest)
+            log.info("order %s %s -> %s %s (%s)", order.reference, source, dest, why, mask_phone(order.phone))
 
 
 def _same_order(existing: Order, asked: Order) -> bool:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from state import journal, keys
+from state import journal, keys, metrics
 from state.copies import KeyedCopy
 from state.store import TextRedis
 from utility.calls import backoff
@@ -421,6 +421,14 @@ class Campaigns:
         ``journal_to``: where to leave the journal entry, when the caller writes it with its
         own change (a USSD hop's session save): one round trip saved. Should that write
         fail, the registration stands without its entry: the registration record says it all."""
+        verdict = self._decide(code, number, phone, channel, lang, now, account, journal_to)
+        metrics.verdict(code, channel, verdict.reason or "accepted")
+        return verdict
+
+    def _decide(
+        self, code: str, number: str, phone: str, channel: str, lang: str, now: datetime.datetime | None,
+        account: Account | None, journal_to: list[dict[str, str]] | None,
+    ) -> Verdict:
         if not is_e164(phone):
             raise ValueError(f"not an E.164 phone number: {mask_tail(phone)}")
         if channel not in CHANNELS:
