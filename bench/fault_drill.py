@@ -22,8 +22,13 @@ the SMS file:
     after <fault>                from the fault's end (Redis answering again, the restart
                                  launched) to the last token of the orders pending then
 
-The exit status is 1 when a target is missed: a paid order without exactly one token, or a
-fault after which a pending token took more than --target seconds. Traffic goes to
+    hops answered 5xx            must be 0, whatever the fault
+    while <redis fault>          what the hops got while Redis was away (polite END screens) and
+                                 how long after Redis answered again a hop got a screen (2 s)
+
+The exit status is 1 when a target is missed: a paid order without exactly one token, a
+fault after which a pending token took more than --target seconds, a hop answered 5xx, or
+hops still without a screen 2 s after Redis answered again. Traffic goes to
 127.0.0.1 only; every loop ends by itself (--max-settle bounds the wait at the end).
 """
 from __future__ import annotations
@@ -57,6 +62,9 @@ PORTS = range(6400, 6421)  # the Redis ports this drill (and the fault tests) ma
 DIALOGUE = ["", "1", "5000", "1", "1", "1"]  # buy units: (my one meter) 5000, pay, this number, confirm
 REFERENCE = re.compile(r"R[ée]f\. ?([A-Z0-9-]+)")
 FINAL = {"receipt_sent", "declined", "failed"}
+
+
+HOPS_TARGET = 2.0  # seconds from Redis answering again to the first hop answered with a screen
 
 
 def free_port(candidates: range = PORTS) -> int:
@@ -200,6 +208,9 @@ class Traffic:
     lock: threading.Lock = field(default_factory=threading.Lock)
     placed: dict[str, float] = field(default_factory=dict)  # reference -> when its END came
     outcomes: Counter[str] = field(default_factory=Counter)
+    # Every hop: (when it was answered, what came back): "con" (a screen), "end", "http <status>",
+    # or "no answer" (the server was not there: its SIGKILL).
+    hops: list[tuple[float, str]] = field(default_factory=list)
 
     def _next_phone(self) -> str | None:
         with self.lock:
@@ -217,9 +228,15 @@ class Traffic:
                 with urllib.request.urlopen(self.base + "/ussd/africastalking",
                                             data=urllib.parse.urlencode(form).encode(), timeout=15) as answer:
                     body = answer.read().decode()
+            except urllib.error.HTTPError as exc:  # an answer, but not a screen: a 5xx is what must never be
+                self._hop(f"http {exc.code}")
+                self._count(f"http {exc.code}")
+                return
             except (OSError, urllib.error.URLError) as exc:
+                self._hop("no answer")
                 self._count(f"no answer ({type(exc).__name__})")
                 return
+            self._hop("end" if body.startswith("END") else "con")
             if body.startswith("END"):
                 found = REFERENCE.search(body)
                 if found and step == DIALOGUE[-1]:
@@ -234,6 +251,10 @@ class Traffic:
     def _count(self, outcome: str) -> None:
         with self.lock:
             self.outcomes[outcome] += 1
+
+    def _hop(self, outcome: str) -> None:
+        with self.lock:
+            self.hops.append((time.time(), outcome))
 
     def _run(self, number: int) -> None:
         dialogue = 0
@@ -297,10 +318,16 @@ class Report:
     slowest: str  # the order that waited longest for its token (to look up in serve.log)
     after_fault: dict[str, float | None]  # None: a pending token never came
     client_outcomes: dict[str, int]
+    server_errors: int  # hops answered 5xx: never, whatever the fault
+    # For each Redis fault: what the hops got while Redis was away (polite ENDs, else what),
+    # and the seconds from Redis answering again to the first hop answered with a screen.
+    during_outage: dict[str, dict[str, int]]
+    hops_back_after: dict[str, float | None]
 
-    def targets_met(self, target: float) -> bool:
-        return (not self.paid_without_token and not self.duplicates
-                and all(wait is not None and wait <= target for wait in self.after_fault.values()))
+    def targets_met(self, target: float, hops_target: float = HOPS_TARGET) -> bool:
+        return (not self.paid_without_token and not self.duplicates and self.server_errors == 0
+                and all(wait is not None and wait <= target for wait in self.after_fault.values())
+                and all(wait is not None and wait <= hops_target for wait in self.hops_back_after.values()))
 
 
 def read_outcome(client: redis.Redis, sms_file: Path, faults: list[Fault], traffic: Traffic) -> Report:
@@ -353,7 +380,19 @@ def read_outcome(client: redis.Redis, sms_file: Path, faults: list[Fault], traff
             after[fault.name] = None
         else:
             after[fault.name] = max((min(tokens[ref]) - fault.back for ref in pending), default=0.0)
+    hops = sorted(traffic.hops)
+    during: dict[str, dict[str, int]] = {}
+    back_after: dict[str, float | None] = {}
+    for fault in faults:
+        if not fault.name.startswith("redis"):
+            continue
+        during[fault.name] = dict(Counter(kind for at, kind in hops if fault.started <= at <= fault.back))
+        first = next((at for at, kind in hops if at >= fault.back and kind == "con"), None)
+        back_after[fault.name] = None if first is None else first - fault.back
     return Report(
+        server_errors=sum(1 for _, kind in hops if kind.startswith("http 5")),
+        during_outage=during,
+        hops_back_after=back_after,
         placed=len(created),
         paid=len(paid_at),
         fulfilled=len(fulfilled),
@@ -469,6 +508,11 @@ def print_report(report: Report, target: float) -> None:
         mark = "ok" if wait is not None and wait <= target else f"MISSED (target {target:g} s)"
         print(f"after {name:<30} last pending token {seconds(wait):>8}   {mark}")
     print(f"client dialogues   {dict(sorted(report.client_outcomes.items(), key=lambda kv: -kv[1]))}")
+    print(f"hops answered 5xx  {report.server_errors}   " + ("ok" if report.server_errors == 0 else "MISSED (target 0)"))
+    for name, kinds in report.during_outage.items():
+        wait = report.hops_back_after.get(name)
+        mark = "ok" if wait is not None and wait <= HOPS_TARGET else f"MISSED (target {HOPS_TARGET:g} s)"
+        print(f"while {name:<30} hops got {kinds}; a screen again {seconds(wait):>8} after Redis   {mark}")
     print("targets            " + ("met" if report.targets_met(target) else "MISSED"))
 
 
