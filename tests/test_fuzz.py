@@ -20,7 +20,6 @@ import pytest
 from flask import Flask
 
 from app import create_app
-
 from tests.conftest import ADMIN_KEY
 from tests.ussd.conftest import ONE_METER, customers  # noqa: F401 (fixture)
 
