@@ -68,10 +68,10 @@ from sms import DEFAULTS
 from sms.client import OutgoingSms, SmsClient, SmsError, mask_digits
 from sms.gsm import sms_segments
 from sms.providers import call_policy, client_from_config, provider_name, timeout
-from state import journal, keys, worker
+from state import journal, keys, metrics, worker
 from state.store import TextRedis, get_redis, get_store
 from utility import calls
-from utility.customers import mask_tail
+from utility.customers import mask_phone
 from utility.phones import is_e164
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ def send(app: Flask | None, to: str, body: str, reference: str, kind: str) -> st
     reference always returns the first message's id and never queues a second message.
     """
     if not is_e164(to):
-        raise ValueError(f"not an E.164 phone number: {mask_tail(to)}")
+        raise ValueError(f"not an E.164 phone number: {mask_phone(to)}")
     if not body:
         raise ValueError("empty SMS body")
     if not reference:
@@ -210,49 +210,50 @@ def send(app: Flask | None, to: str, body: str, reference: str, kind: str) -> st
     ref_key, msg_key = keys.sms_reference(reference), keys.sms_message(message_id)
     now = clock()
     segments = sms_segments(body)
-    with r.pipeline() as pipe:
-        while True:
-            try:
-                # WATCH + SET NX: two callers racing on one reference cannot both create.
-                pipe.watch(ref_key)
-                existing = pipe.get(ref_key)
-                if existing:
-                    pipe.unwatch()
-                    log.info("sms for reference %s already queued as %s", reference, existing)
-                    return str(existing)
-                pipe.multi()
-                pipe.set(ref_key, message_id, nx=True, ex=settings.retention)
-                pipe.hset(
-                    msg_key,
-                    mapping={
-                        "id": message_id,
-                        "to": to,
-                        "body": body,
-                        "kind": kind,
-                        "reference": reference,
-                        "state": "queued",
-                        "attempts": 0,
-                        "segments": segments,
-                        "created_at": _stamp(now),
-                        "updated_at": _stamp(now),
-                        "next_attempt_at": _stamp(now),
-                    },
-                )
-                pipe.expire(msg_key, settings.retention)
-                journal.append(
-                    pipe, "sms.queued", message=message_id, reference=reference, sms_kind=kind, phone=to,
-                    segments=segments,
-                )
-                pipe.execute()
-                break
-            except redis.WatchError:
-                continue
+    # The message (a new id: nobody else can see it yet), then the reference claimed by SET NX
+    # in the same round: two callers racing on one reference cannot both create, and the
+    # loser deletes its message. Not a MULTI: the message and its reference are two hash
+    # tags (two nodes on a Redis Cluster). A crash before the loser deletes its message leaves
+    # a queued message its reference does not name: the sweep deletes it unsent. One whose
+    # reference was never written at all (the pipeline cut between its two nodes) is sent
+    # by the sweep: nobody else claimed that SMS, so it is not a duplicate.
+    pipe = r.pipeline(transaction=False)
+    pipe.hset(
+        msg_key,
+        mapping={
+            "id": message_id,
+            "to": to,
+            "body": body,
+            "kind": kind,
+            "reference": reference,
+            "state": "queued",
+            "attempts": 0,
+            "segments": segments,
+            "created_at": _stamp(now),
+            "updated_at": _stamp(now),
+            "next_attempt_at": _stamp(now),
+        },
+    )
+    pipe.expire(msg_key, settings.retention)
+    pipe.set(ref_key, message_id, nx=True, ex=settings.retention)
+    pipe.get(ref_key)
+    *_, claimed, existing = pipe.execute()
+    if not claimed:
+        r.delete(msg_key)
+        log.info("sms for reference %s already queued as %s", reference, existing)
+        return str(existing)
+    # Journaled once the message exists (the journal is its own slot): a crash before this
+    # loses the entry, never the message.
+    journal.append(
+        r, "sms.queued", message=message_id, reference=reference, sms_kind=kind, phone=to, segments=segments,
+    )
     # Queued after the commit: a job must never find its message missing. A crash in
     # between leaves a queued message without a job, which the sweep requeues. No result
     # kept: the message's own record says how it went, and rq's copy of every result
     # (about 4.5 KB a message for 500 s) made a 100,000-recipient broadcast cost 450 MB.
     worker.queue(app, queue_of(kind)).enqueue(deliver, message_id, result_ttl=0)
-    log.info("sms %s (%s) queued for %s, %d segment(s)", message_id, kind, mask_tail(to), segments)
+    metrics.sms(settings.provider, "queued")
+    log.info("sms %s (%s) queued for %s, %d segment(s)", message_id, kind, mask_phone(to), segments)
     return message_id
 
 
@@ -277,8 +278,8 @@ def _change(
     also: Callable[[Any, dict[str, str]], None] | None = None,
     **journal_fields: Any,
 ) -> dict[str, str] | None:
-    """Apply ``changes`` to a message if ``allowed`` by its current fields, journaling
-    ``event`` in the same MULTI. Returns the new fields, or None when not allowed."""
+    """Apply ``changes`` to a message if ``allowed`` by its current fields (WATCH, MULTI),
+    then journal ``event``. Returns the new fields, or None when not allowed."""
     key = keys.sms_message(message_id)
     with client.pipeline() as pipe:
         while True:
@@ -292,14 +293,30 @@ def _change(
                 update["updated_at"] = _stamp(clock())
                 pipe.multi()
                 pipe.hset(key, mapping=update)
-                if also is not None:
-                    also(pipe, current)
-                journal.append(pipe, event, message=message_id, state=update.get("state", current.get("state")),
-                               **journal_fields)
                 pipe.execute()
+                # After the MULTI, in one more round: ``also`` (the provider id's index) and
+                # the journal are other hash tags (other nodes on a Redis Cluster). A crash
+                # between loses them, never the change.
+                after = client.pipeline(transaction=False)
+                if also is not None:
+                    also(after, current)
+                journal.append(after, event, message=message_id, state=update.get("state", current.get("state")),
+                               **journal_fields)
+                after.execute()
+                _count({**current, **update}, update)
                 return {**current, **update}
             except redis.WatchError:
                 continue
+
+
+def _count(fields: Mapping[str, str], update: Mapping[str, str]) -> None:
+    """The metric of a change: a new state (sent, unconfirmed, failed, queued again), or a
+    delivery report's outcome (delivery_delivered, delivery_failed, ...)."""
+    if "state" in update:
+        state = update["state"]
+        metrics.sms(fields.get("provider", ""), "requeued" if state == "queued" else state)
+    elif "delivery" in update:
+        metrics.sms(fields.get("provider", ""), f"delivery_{update['delivery']}")
 
 
 # -- delivery (the rq job) ------------------------------------------------------------------------
@@ -603,8 +620,8 @@ def sweep_stale(app: Flask | None = None, now: float | None = None) -> SweepResu
     # No index of messages in flight (state.keys has none): a SCAN of the message hashes,
     # fine for a periodic job at outbox sizes (retention bounds them).
     for key in r.scan_iter(match=keys.sms_message("*"), count=1000):
-        state, message_id, claimed_at, next_at, kind = r.hmget(key, "state", "id", "claimed_at", "next_attempt_at",
-                                                               "kind")
+        state, message_id, claimed_at, next_at, kind, reference = r.hmget(
+            key, "state", "id", "claimed_at", "next_attempt_at", "kind", "reference")
         if not message_id:
             continue
         if state == "sending" and float(claimed_at or 0) < now - settings.claim_timeout:
@@ -623,6 +640,15 @@ def sweep_stale(app: Flask | None = None, now: float | None = None) -> SweepResu
                 )
         elif (state == "queued" and not backlog[queue_of(kind or "")]
               and float(next_at or 0) < now - settings.requeue_after):
+            named = r.get(keys.sms_reference(reference)) if reference else None
+            if named and named != message_id:
+                # A send() that lost its reference to another message and crashed before
+                # deleting its own (send writes them as two keys): that other message is the
+                # one; sending this one too would be the duplicate.
+                r.delete(key)
+                log.warning("sms %s is a copy its reference %s never named: deleted, not sent", message_id,
+                            reference)
+                continue
             waited = next_at
 
             def lost(m: dict[str, str], waited: str | None = waited) -> bool:

@@ -6,7 +6,10 @@ back, journals it and releases the lock (a gateway's retry: the reads, then the 
 alone). Nothing else is sent, no SCRIPT EXISTS/LOAD either: the release is a plain EVAL
 (see state.locks), and tests/ussd/test_round_trips.py counts the round trips. Every key
 of a session shares the phone's hash tag (see state.keys), so they live in one Redis
-Cluster slot.
+Cluster slot. On a cluster the write's journal entries (the journal is a slot of its own)
+go to their node in the same round: redis-py writes a pipeline's batch to every node it
+spans, then reads the answers, so a hop still costs two round trips (tests/ussd/
+test_round_trips.py counts them on the cluster too).
 """
 from __future__ import annotations
 

@@ -11,6 +11,12 @@ screen, a 503 from /readyz) within seconds, never a request thread held for as l
 the freeze lasts. redis-py retries a failed command 3 times with backoff by default,
 which would multiply that bound; ours retries once, at once, and only a broken
 connection (the pooled socket of a Redis that restarted), never a timeout.
+
+On a Redis Cluster (``REDIS_URL=redis+cluster://host:port``, any one node; ``rediss+cluster://``
+with TLS) ``data`` is a `redis.cluster.RedisCluster` with the same timeouts and retry. Every
+key one operation touches together shares a hash tag (state.keys), so each MULTI and each
+script stays in one slot; a plain pipeline may span slots, and is then sent node by node.
+Background jobs cannot follow: see `Store`.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import builtins
 import datetime
 import functools
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
@@ -26,6 +33,7 @@ import fakeredis
 import redis
 from flask import Flask, current_app
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterPipeline, RedisCluster
 from redis.retry import Retry
 from rq.connections import get_connection_kwargs
 
@@ -147,6 +155,123 @@ def one_quick_retry() -> Retry:
     return Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
 
 
+# -- Redis Cluster ---------------------------------------------------------------------------
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+# redis-py 6.1 is the first whose cluster pipelines take WATCH and MULTI (a transaction in one
+# slot), which the outbox and the payment records use. Older ones still serve a single Redis.
+CLUSTER_NEEDS_REDIS_PY = (6, 1)
+_script_bodies: dict[str, str] = {}  # SHA1 -> body of every script registered on a cluster client
+
+
+def cluster_unsupported() -> str | None:
+    """Why this redis-py cannot serve a Redis Cluster, or None when it can."""
+    found = tuple(int(part) for part in redis.__version__.split(".")[:2] if part.isdigit())
+    if found < CLUSTER_NEEDS_REDIS_PY:
+        return f"redis-py {redis.__version__} has no transactions on a Redis Cluster: 6.1 or later is needed"
+    return None
+
+
+def node_url(url: str) -> str | None:
+    """The plain ``redis://`` URL of a cluster's node when ``url`` names a cluster
+    (``redis+cluster://``), else None."""
+    scheme, sep, rest = url.partition("://")
+    plain = CLUSTER_SCHEMES.get(scheme.lower())
+    return f"{plain}://{rest}" if sep and plain else None
+
+
+def _script_keys(args: tuple[Any, ...]) -> list[Any] | None:
+    """The keys of an EVAL or EVALSHA, read from its arguments; None for another command."""
+    if len(args) > 2 and str(args[0]).upper() in ("EVAL", "EVALSHA"):
+        return list(args[3 : 3 + int(args[2])])
+    return None
+
+
+class Cluster(RedisCluster):
+    """A RedisCluster that sends what Guichet sends as a single Redis takes it.
+
+    - ``pipeline()`` is a MULTI unless told otherwise, as on ``redis.Redis`` (RedisCluster's
+      default is a plain pipeline, which would silently drop the atomicity a caller asked
+      for). A MULTI whose keys span slots fails (CROSSSLOT) instead: the hash-tag rule,
+      enforced.
+    - ``keys`` asks every master (redis-py asks one node); ``scan_iter`` already walks them all.
+    - ``mget`` of keys in several slots (orders, vends: one tag each) reads them slot by slot
+      in one pipelined round per node; it was never atomic in Guichet's use.
+    - its pipelines take ``eval``, ``evalsha`` (a registered script) and single-slot ``mget``,
+      which redis-py's ClusterPipeline refuses (see ClusterPipelineOf).
+    """
+
+    # A command is tried again (once: one_quick_retry) after a broken connection or a cluster
+    # changing its layout, as redis-py does, but not after a timeout (redis-py does): the
+    # caller's time bound stays the timeout, as on a single Redis. (redis-py's pipelines
+    # keep their own list: a pipeline's timeout is still tried once more.)
+    ERRORS_ALLOW_RETRY = tuple(  # type: ignore[assignment]  # (redis-py types it as its own four)
+        error for error in RedisCluster.ERRORS_ALLOW_RETRY if error is not redis.TimeoutError)
+
+    def pipeline(self, transaction: bool | None = True, shard_hint: Any = None) -> ClusterPipeline:
+        pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
+        pipe.__class__ = ClusterPipelineOf  # same object, our three methods added
+        return pipe
+
+    def _get_command_keys(self, *args: Any) -> Any:
+        # redis-py asks the server (COMMAND GETKEYS: a round trip of its own, before every
+        # script in a pipeline) for the keys of a command with movable keys, EVAL among
+        # them; a script's keys are in its arguments.
+        keys = _script_keys(args)
+        return keys if keys is not None else super()._get_command_keys(*args)
+
+    def keys(self, pattern: Any = "*", **kwargs: Any) -> list[Any]:
+        # redis-py sends KEYS to one node only (its default node): every master's, merged.
+        return [name for node in primaries(self) for name in node.keys(pattern, **kwargs)]
+
+    def mget(self, keys: Any, *args: Any) -> list[Any]:
+        return cast(list[Any], self.mget_nonatomic(keys, *args))
+
+    def _execute_pipeline_by_slot(self, command: str, slots_to_args: Mapping[int, Iterable[Any]]) -> list[Any]:
+        # What redis-py's multi-key commands (DELETE, EXISTS, MGET across slots) send, one
+        # command per slot: a plain pipeline, which its own ``self.pipeline()`` no longer is.
+        pipe = self.pipeline(transaction=False)
+        for slot, slot_args in slots_to_args.items():
+            pipe.execute_command(command, *slot_args, target_nodes=[self.nodes_manager.get_node_from_slot(slot)])
+        return pipe.execute()
+
+    def register_script(self, script: Any) -> Any:
+        registered = super().register_script(script)
+        _script_bodies[registered.sha] = script.decode() if isinstance(script, bytes) else str(script)
+        return registered
+
+
+class ClusterPipelineOf(ClusterPipeline):
+    """redis-py's ClusterPipeline with EVAL, EVALSHA and MGET queued like any command (it
+    blocks them; the slot is still found from the keys, and Redis refuses CROSSSLOT). A
+    registered script is sent whole (EVAL): EVALSHA on a pipeline would fail with NOSCRIPT
+    on a node that never loaded it, and nothing could load it first without a round trip."""
+
+    def _get_command_keys(self, *args: Any) -> Any:
+        keys = _script_keys(args)  # as Cluster's
+        return keys if keys is not None else super()._get_command_keys(*args)
+
+    def eval(self, script: Any, numkeys: int, *keys_and_args: Any) -> Any:  # type: ignore[override]
+        return self.execute_command("EVAL", script, numkeys, *keys_and_args)
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        body = _script_bodies.get(sha)
+        if body is None:
+            return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)
+        return self.execute_command("EVAL", body, numkeys, *keys_and_args)
+
+    def mget(self, keys: Any, *args: Any) -> Any:
+        names = [keys] if isinstance(keys, (str, bytes)) else list(keys)
+        return self.execute_command("MGET", *names, *args)
+
+
+def primaries(client: Any) -> list[Any]:
+    """One plain client per master of a cluster (a plain client's own self otherwise): what
+    walks the whole keyspace (SCAN) or empties it must ask each master."""
+    if isinstance(client, RedisCluster):
+        return [node.redis_connection for node in client.get_primaries()]
+    return [client]
+
+
 def embedded_server() -> fakeredis.FakeServer:
     """The one embedded server of this process, shared by every client in it."""
     global _embedded_server
@@ -156,20 +281,37 @@ def embedded_server() -> fakeredis.FakeServer:
 
 
 class Store:
-    """The two clients Guichet needs on one Redis.
+    """The two clients Guichet needs.
 
     ``data`` decodes replies to ``str`` (all our own keys); ``jobs`` returns bytes,
-    which rq requires.
+    which rq requires (its queues, and the breakers' state, which pybreaker keeps there).
+
+    Both are one Redis, except on a Redis Cluster: then ``jobs`` is a plain Redis of its
+    own (``GUICHET_REDIS_JOBS_URL``), because rq does not support Redis Cluster: its keys
+    carry no hash tag (``rq:queue:NAME``, ``rq:job:ID``) yet it writes a job and its queue
+    in one MULTI, and its Lua scripts (Queue.empty) build key names inside the script, which
+    a cluster refuses. rq 3.0 has no cluster support (https://github.com/rq/rq/issues/1048 is
+    open; so is the pull request that would add it, https://github.com/rq/rq/pull/2418).
     """
 
-    def __init__(self, data: redis.Redis, jobs: redis.Redis, embedded: bool) -> None:
+    def __init__(self, data: redis.Redis | RedisCluster, jobs: redis.Redis, embedded: bool) -> None:
         # The one place the decoded client is given its type: made with decode_responses=True.
         self.data = cast(TextRedis, data)
         self.jobs = jobs
         self.embedded = embedded
 
+    @property
+    def cluster(self) -> bool:
+        return isinstance(self.data, RedisCluster)
+
     @classmethod
-    def from_url(cls, url: str | None, timeout: float = TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT) -> Store:
+    def from_url(
+        cls, url: str | None, timeout: float = TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT,
+        jobs_url: str | None = None,
+    ) -> Store:
+        """``url``: a Redis (``redis://``), a Redis Cluster (``redis+cluster://``) or None (the
+        embedded store). ``jobs_url``: the plain Redis of the jobs, required with a cluster,
+        else ``url`` itself by default."""
         if not url:
             server = embedded_server()
             return cls(
@@ -178,17 +320,32 @@ class Store:
                 embedded=True,
             )
         bounded = {"socket_timeout": timeout, "socket_connect_timeout": connect_timeout, "health_check_interval": 30}
-        return cls(
-            redis.Redis.from_url(url, decode_responses=True, retry=one_quick_retry(), **bounded),
-            redis.Redis.from_url(url, retry=one_quick_retry(), **bounded),
-            embedded=False,
-        )
+        node = node_url(url)
+        if node is None:
+            data: redis.Redis | RedisCluster = redis.Redis.from_url(
+                url, decode_responses=True, retry=one_quick_retry(), **bounded)
+        else:
+            if not jobs_url:
+                raise ValueError(
+                    "REDIS_URL names a Redis Cluster: set GUICHET_REDIS_JOBS_URL to a plain Redis "
+                    "for the background jobs (rq does not support Redis Cluster)")
+            data = cluster_from_url(node, retry=one_quick_retry(), **bounded)
+        jobs_url = jobs_url or url
+        if node_url(jobs_url) is not None:
+            raise ValueError("GUICHET_REDIS_JOBS_URL must be a plain Redis (rq does not support Redis Cluster)")
+        return cls(data, redis.Redis.from_url(jobs_url, retry=one_quick_retry(), **bounded), embedded=False)
 
     @classmethod
-    def from_client(cls, client: redis.Redis) -> Store:
-        """Wrap a test's client (fakeredis or real) in a Store sharing its connection."""
-        pool = client.connection_pool
+    def from_client(cls, client: redis.Redis | RedisCluster, jobs_url: str | None = None) -> Store:
+        """Wrap a test's client (fakeredis, real, or a cluster's, whose jobs go to ``jobs_url``,
+        by default GUICHET_REDIS_JOBS_URL) in a Store sharing its connection."""
         jobs: redis.Redis
+        if isinstance(client, RedisCluster):
+            jobs_url = jobs_url or os.environ.get("GUICHET_REDIS_JOBS_URL")
+            if not jobs_url:
+                raise ValueError("a cluster client needs GUICHET_REDIS_JOBS_URL, a plain Redis for the jobs")
+            return cls(client, redis.Redis.from_url(jobs_url, retry=one_quick_retry()), embedded=False)
+        pool = client.connection_pool
         if isinstance(client, fakeredis.FakeRedis):
             jobs = _fake_twin(client)
         else:
@@ -210,10 +367,19 @@ class Store:
         return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
 
     def ping(self) -> bool:
+        """Whether Redis answers: on a cluster, every master (a phone's hops need its own)."""
         try:
-            return bool(self.data.ping())
+            return all(node.ping() for node in primaries(self.data))
         except redis.RedisError:
             return False
+
+
+def cluster_from_url(node: str, **kwargs: Any) -> Cluster:
+    """Guichet's cluster client on the cluster of the node at ``node`` (a plain redis:// URL),
+    replies decoded."""
+    if (unsupported := cluster_unsupported()) is not None:
+        raise RuntimeError(unsupported)
+    return cast(Cluster, Cluster.from_url(node, decode_responses=True, **kwargs))
 
 
 def _fake_twin(client: fakeredis.FakeRedis) -> fakeredis.FakeRedis:
@@ -236,12 +402,13 @@ def get_store(app: Flask | None = None) -> Store:
     if store is None:
         client = app.config.get("REDIS_CLIENT")
         if client is not None:
-            store = Store.from_client(client)
+            store = Store.from_client(client, app.config.get("REDIS_JOBS_URL"))
         else:
             store = Store.from_url(
                 app.config.get("REDIS_URL"),
                 timeout=float(app.config.get("REDIS_TIMEOUT") or TIMEOUT),
                 connect_timeout=float(app.config.get("REDIS_CONNECT_TIMEOUT") or CONNECT_TIMEOUT),
+                jobs_url=app.config.get("REDIS_JOBS_URL"),
             )
             if store.embedded:
                 log.warning(EMBEDDED_WARNING)

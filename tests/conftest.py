@@ -6,6 +6,13 @@ throwaway one this test session starts on first use (tests/redis_server.py: 127.
 free port, nothing saved, a temp dir) and kills at its end. Locally they skip only without
 a ``redis-server`` binary (or when REDIS_URL is set and nothing answers there); in CI
 (CI=true) that is a failure, so CI cannot silently test less than it claims.
+
+Tests using ``any_redis`` run a third time on a real 3-master Redis Cluster (marked
+``redis_cluster``): the one at REDIS_CLUSTER_URL (``redis+cluster://host:port``, .ci/run sets
+it), otherwise a throwaway one this session starts on first use (ThrowawayCluster: three
+redis-servers in cluster mode, about 3 s). Its data is flushed on every master between
+tests. The app's background jobs then go to the plain real server (GUICHET_REDIS_JOBS_URL:
+rq does not support Redis Cluster, see state.store). ``-m 'not redis_cluster'`` skips them.
 """
 from __future__ import annotations
 
@@ -21,11 +28,18 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from app import create_app
-from tests.redis_server import ThrowawayRedis
+from state.store import cluster_from_url, cluster_unsupported, node_url, primaries
+from tests.redis_server import ThrowawayCluster, ThrowawayRedis
 
 ADMIN_KEY = "test-admin-key"
 
-THROWAWAY: dict[str, ThrowawayRedis] = {}  # URL -> the server this session started there
+THROWAWAY: dict[str, ThrowawayRedis | ThrowawayCluster] = {}  # URL -> what this session started there
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "redis_cluster: runs on a real Redis Cluster: REDIS_CLUSTER_URL, else a throwaway 3-master "
+        "cluster the session starts (skips locally without redis-server and redis-cli, required in CI)")
 
 
 def _skip_or_fail(reason: str) -> NoReturn:
@@ -67,6 +81,60 @@ def _real_redis(url: str) -> redis.Redis:
     return client
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The ``redis+cluster://`` URL of a real Redis Cluster: REDIS_CLUSTER_URL if set, else a
+    throwaway 3-master cluster's, started on first use and killed at the end of the session."""
+    if (unsupported := cluster_unsupported()) is not None:
+        pytest.skip(unsupported)  # the dependency floors' run (.ci/run): a cluster needs a newer redis-py
+    url = os.environ.get("REDIS_CLUSTER_URL")
+    if url:
+        yield url
+        return
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is None or cli is None:
+        _skip_or_fail("REDIS_CLUSTER_URL is not set and redis-server and redis-cli are needed to start a cluster")
+    cluster = ThrowawayCluster(server, cli, tmp_path_factory.mktemp("redis-cluster"))
+    THROWAWAY[cluster.start()] = cluster
+    try:
+        yield cluster.url
+    finally:
+        del THROWAWAY[cluster.url]
+        cluster.kill()
+
+
+def _flush_cluster(client: redis.RedisCluster) -> None:
+    for node in primaries(client):
+        node.flushall()
+
+
+@pytest.fixture
+def redis_cluster(
+    redis_cluster_url: str, real_redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[redis.RedisCluster]:
+    """A client of the real cluster (state.store's, as the app makes it), every master flushed
+    before and after the test. The app's jobs go to the plain real server (flushed too):
+    REDIS_URL and GUICHET_REDIS_JOBS_URL are set for the test, for the apps and processes it
+    starts."""
+    node = node_url(redis_cluster_url)
+    assert node is not None, f"REDIS_CLUSTER_URL must be redis+cluster://host:port, not {redis_cluster_url}"
+    jobs = _real_redis(real_redis_url)
+    monkeypatch.setenv("REDIS_URL", redis_cluster_url)
+    monkeypatch.setenv("GUICHET_REDIS_JOBS_URL", real_redis_url)
+    try:
+        client = cluster_from_url(node, socket_connect_timeout=1)
+        _flush_cluster(client)
+    except redis.RedisError as exc:
+        if redis_cluster_url in THROWAWAY:
+            pytest.fail(f"the throwaway cluster at {redis_cluster_url} stopped answering ({exc})")
+        _skip_or_fail(f"no Redis Cluster answers at {redis_cluster_url} ({exc})")
+    yield client
+    _flush_cluster(client)
+    jobs.flushdb()
+    jobs.close()
+    client.close()
+
+
 @pytest.fixture
 def fake_redis() -> fakeredis.FakeRedis:
     return fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
@@ -83,11 +151,17 @@ def real_redis(real_redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator
     client.close()
 
 
-@pytest.fixture(params=["fakeredis", pytest.param("redis-server", marks=pytest.mark.real_redis)])
+@pytest.fixture(params=[
+    "fakeredis",
+    pytest.param("redis-server", marks=pytest.mark.real_redis),
+    pytest.param("redis-cluster", marks=[pytest.mark.real_redis, pytest.mark.redis_cluster]),
+])
 def any_redis(request: pytest.FixtureRequest) -> redis.Redis:
-    """The same test against fakeredis and against a real redis-server."""
+    """The same test against fakeredis, a real redis-server and a real Redis Cluster."""
     if request.param == "fakeredis":
         return request.getfixturevalue("fake_redis")
+    if request.param == "redis-cluster":
+        return request.getfixturevalue("redis_cluster")
     return request.getfixturevalue("real_redis")
 
 

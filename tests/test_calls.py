@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from state import keys, switches
+from state.store import Store, cluster_from_url
 from tests.seam import seam_on
 from utility import calls
 from utility.billing import BillingUnavailable
@@ -94,6 +95,9 @@ def vending(seam) -> Vending:
 
 def another_process(client: redis.Redis) -> redis.Redis:
     """A client of the same Redis with a connection of its own, as another process has."""
+    if isinstance(client, redis.RedisCluster):
+        node = client.get_default_node()
+        return cluster_from_url(f"redis://{node.host}:{node.port}")
     settings = client.connection_pool.connection_kwargs
     if isinstance(client, fakeredis.FakeRedis):
         return fakeredis.FakeRedis(server=settings["server"], decode_responses=True)
@@ -103,6 +107,8 @@ def another_process(client: redis.Redis) -> redis.Redis:
 def time_passes(client: redis.Redis, system: str, seconds: float) -> None:
     """Move the breaker's opening back in time (pybreaker stores it in whole seconds)."""
     key = f"{keys.breaker(system)}:pybreaker:opened_at"
+    if isinstance(client, redis.RedisCluster):
+        client = Store.from_client(client).jobs  # on a cluster, the breakers live with the jobs
     client.set(key, int(client.get(key)) - int(seconds))
 
 

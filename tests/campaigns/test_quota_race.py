@@ -25,13 +25,14 @@ CROWD = 150
 QUOTA = 100
 
 
-@pytest.fixture(params=["fakeredis", pytest.param("redis-server", marks=pytest.mark.real_redis)])
+@pytest.fixture(params=["fakeredis", pytest.param("redis-server", marks=pytest.mark.real_redis),
+                        pytest.param("redis-cluster", marks=[pytest.mark.real_redis, pytest.mark.redis_cluster])])
 def redis_client(request: pytest.FixtureRequest) -> redis.Redis:
-    """fakeredis (with a pool for the whole crowd: its default holds fewer connections), and
-    the real redis-server."""
+    """fakeredis (with a pool for the whole crowd: its default holds fewer connections), the
+    real redis-server, and a real Redis Cluster."""
     if request.param == "fakeredis":
         return fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True, max_connections=4 * CROWD)
-    return request.getfixturevalue("real_redis")
+    return request.getfixturevalue("real_redis" if request.param == "redis-server" else "redis_cluster")
 
 
 def crowd() -> list[Account]:

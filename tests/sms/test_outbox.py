@@ -296,6 +296,27 @@ def test_a_queued_message_whose_job_was_lost_is_requeued(sms_app, africastalking
     assert "sms.requeued" in events(sms_app, message_id)
 
 
+def test_a_copy_left_by_a_sender_that_lost_the_race_and_crashed_is_deleted_not_sent(
+    sms_app, africastalking_standin, clock, monkeypatch
+) -> None:
+    message_id = queue_one(sms_app)
+    r = get_redis(sms_app)
+    # Another send() of the same reference wrote its own message, lost the reference to the
+    # first, and died before deleting its copy (send writes the two as separate keys).
+    with monkeypatch.context() as dying:
+        dying.setattr(r.__class__, "delete", lambda self, *names: 0)  # the delete never happens
+        assert queue_one(sms_app) == message_id  # the same reference: the first message's id back
+    copies = [key for key in r.scan_iter(match=keys.sms_message("*")) if key != keys.sms_message(message_id)]
+    assert len(copies) == 1  # the dead sender's copy
+    for name in worker.QUEUES:
+        worker.queue(sms_app, name).empty()
+    clock.advance(outbox.Settings.from_config(sms_app.config).requeue_after + 60)
+    assert outbox.sweep_stale(sms_app).requeued == (message_id,)  # the message its reference names
+    assert not r.exists(copies[0])  # the copy: deleted, never sent
+    run_jobs(sms_app)
+    assert len(africastalking_standin.received) == 1
+
+
 def test_a_message_waiting_for_its_retry_is_not_requeued(sms_app, africastalking_standin, clock):
     africastalking_standin.answer_status(500)
     queue_one(sms_app)

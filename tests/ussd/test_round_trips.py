@@ -57,10 +57,16 @@ class Wire:
 
     def __init__(self) -> None:
         self.trips: list[list[list[str]]] | None = None
+        self.answered = True
 
     def sent(self, packed: bytes | str | list[bytes]) -> None:
         if self.trips is not None:
-            self.trips.append(_commands(packed))
+            if self.trips and not self.answered:
+                # A cluster's pipeline writes to each node, then reads them all: one round trip.
+                self.trips[-1].extend(_commands(packed))
+            else:
+                self.trips.append(_commands(packed))
+        self.answered = False
 
     @contextmanager
     def hop(self) -> Iterator[list[list[list[str]]]]:
@@ -80,7 +86,8 @@ def wire(app, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Wir
     services(app).campaigns.active()
     services(app).incidents.active()
     recorder = Wire()
-    connection_class = redis_client.connection_pool.connection_class
+    pool = getattr(redis_client, "connection_pool", None)  # none on a cluster: its nodes' are plain Connections
+    connection_class = pool.connection_class if pool is not None else redis.connection.Connection
     original = connection_class.send_packed_command
 
     def send_packed_command(self, command, check_health=True):  # type: ignore[no-untyped-def]
@@ -88,6 +95,13 @@ def wire(app, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Wir
         return original(self, command, check_health)
 
     monkeypatch.setattr(connection_class, "send_packed_command", send_packed_command)
+    original_read = connection_class.read_response
+
+    def read_response(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        recorder.answered = True
+        return original_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(connection_class, "read_response", read_response)
     redis_client.ping()  # the connection exists before counting: its handshake is not a hop's
     return recorder
 

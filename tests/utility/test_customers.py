@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import redis
@@ -58,15 +59,27 @@ def base(any_redis: redis.Redis) -> RedisCustomerBase:
 @pytest.fixture
 def round_trips(any_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Iterator[RoundTrips]:
     any_redis.ping()  # connect first: the handshake is not the code under test
-    connection_class = any_redis.connection_pool.connection_class
+    pool = getattr(any_redis, "connection_pool", None)  # none on a cluster: its nodes' are plain Connections
+    connection_class = pool.connection_class if pool is not None else redis.connection.Connection
     send = connection_class.send_packed_command
     trips = RoundTrips()
 
+    answered = [True]
+
     def counting_send(self: redis.Connection, command: object, check_health: bool = True) -> None:
-        trips.count += 1
+        # A cluster's pipeline writes to each node, then reads them all: one round trip.
+        trips.count += answered[0]
+        answered[0] = False
         send(self, command, check_health)
 
+    read = connection_class.read_response
+
+    def noting_read(self: redis.Connection, *args: Any, **kwargs: Any) -> Any:
+        answered[0] = True
+        return read(self, *args, **kwargs)
+
     monkeypatch.setattr(connection_class, "send_packed_command", counting_send)
+    monkeypatch.setattr(connection_class, "read_response", noting_read)
     yield trips
 
 
