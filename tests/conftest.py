@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 import fakeredis
@@ -59,7 +60,13 @@ def real_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         _skip_or_fail("REDIS_URL is not set and no redis-server binary is on the PATH to start one")
-    server = ThrowawayRedis(binary, tmp_path_factory.mktemp("redis-server"))
+    with _throwaway(ThrowawayRedis(binary, tmp_path_factory.mktemp("redis-server"))) as started:
+        yield started
+
+
+@contextmanager
+def _throwaway(server: ThrowawayRedis | ThrowawayCluster) -> Iterator[str]:
+    """``server`` started, known by its URL while the session uses it, killed at the end."""
     THROWAWAY[server.start()] = server
     try:
         yield server.url
@@ -94,13 +101,8 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if server is None or cli is None:
         _skip_or_fail("REDIS_CLUSTER_URL is not set and redis-server and redis-cli are needed to start a cluster")
-    cluster = ThrowawayCluster(server, cli, tmp_path_factory.mktemp("redis-cluster"))
-    THROWAWAY[cluster.start()] = cluster
-    try:
-        yield cluster.url
-    finally:
-        del THROWAWAY[cluster.url]
-        cluster.kill()
+    with _throwaway(ThrowawayCluster(server, cli, tmp_path_factory.mktemp("redis-cluster"))) as started:
+        yield started
 
 
 def _flush_cluster(client: redis.RedisCluster) -> None:

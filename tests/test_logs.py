@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import fakeredis
@@ -35,9 +36,9 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-@pytest.fixture
-def lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """What the server logs while the test runs, as production writes it, parsed line by line."""
+@contextmanager
+def production_log() -> Iterator[Callable[[], str]]:
+    """What the server logs meanwhile, as production writes it (the JSON formatter, INFO and up)."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logs.formatter("json"))
@@ -46,10 +47,17 @@ def lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     level = root.level
     root.setLevel(logging.INFO)  # setLevel, not .level =: loggers cache what is enabled
     try:
-        yield lambda: json_lines(stream.getvalue())
+        yield stream.getvalue
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+
+
+@pytest.fixture
+def lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """What the server logs while the test runs, parsed line by line."""
+    with production_log() as written:
+        yield lambda: json_lines(written())
 
 
 # -- one JSON object per line -------------------------------------------------------------------

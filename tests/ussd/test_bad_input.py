@@ -2,13 +2,13 @@
 characters meant for our logs. Each gets a clear answer and changes nothing."""
 from __future__ import annotations
 
-import io
 import json
 import logging
 
 import pytest
 
 from state import logs
+from tests.test_logs import production_log
 from tests.ussd.conftest import ONE_METER
 from utility.services import services
 
@@ -44,18 +44,8 @@ def test_a_payer_typed_in_other_digits_gets_a_retry_and_no_order(app, dial):
 @pytest.fixture
 def log_lines():
     """The server log as the production formatter writes it, one string per line."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.formatter("json"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    level = root.level
-    root.setLevel(logging.INFO)  # setLevel, not .level =: loggers cache what is enabled
-    try:
-        yield lambda: stream.getvalue().splitlines()
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
+    with production_log() as written:
+        yield lambda: written().splitlines()
 
 
 def test_a_newline_in_a_session_end_status_forges_no_log_line(client, log_lines):
