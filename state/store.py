@@ -26,6 +26,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
@@ -35,6 +36,7 @@ from flask import Flask, current_app
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterPipeline, RedisCluster
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 from rq.connections import get_connection_kwargs
 
 log = logging.getLogger(__name__)
@@ -179,6 +181,37 @@ def node_url(url: str) -> str | None:
     return f"{plain}://{rest}" if sep and plain else None
 
 
+# -- Redis Sentinel --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Watched:
+    """A master watched by Sentinel, as ``redis+sentinel://[:password@]host:port[,host:port...]/service[/db]``
+    names it."""
+
+    sentinels: list[tuple[str, int]]
+    service: str
+    db: int = 0
+    password: str | None = None
+
+
+def sentinel_of(url: str) -> Watched | None:
+    """The sentinels and service ``url`` names when it is a ``redis+sentinel://`` URL, else None.
+    ValueError when it is one without a sentinel or a service."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() != "redis+sentinel":
+        return None
+    credentials, at, hosts_and_path = rest.rpartition("@")
+    password = credentials.partition(":")[2] or None if at else None
+    hosts, _, path = hosts_and_path.partition("/")
+    service, _, db = path.partition("/")
+    sentinels = []
+    for host in filter(None, hosts.split(",")):
+        name, _, port = host.rpartition(":") if ":" in host else (host, "", "26379")
+        sentinels.append((name or host, int(port)))
+    if not sentinels or not service:
+        raise ValueError("a Sentinel URL reads redis+sentinel://host:port[,host:port...]/service[/db]")
+    return Watched(sentinels, service, int(db or 0), password)
+
+
 def _script_keys(args: tuple[Any, ...]) -> list[Any] | None:
     """The keys of an EVAL or EVALSHA, read from its arguments; None for another command."""
     if len(args) > 2 and str(args[0]).upper() in ("EVAL", "EVALSHA"):
@@ -320,6 +353,17 @@ class Store:
                 embedded=True,
             )
         bounded = {"socket_timeout": timeout, "socket_connect_timeout": connect_timeout, "health_check_interval": 30}
+        watched = sentinel_of(url)
+        if watched is not None:
+            if jobs_url:
+                raise ValueError("with Sentinel the jobs live on the same master: leave GUICHET_REDIS_JOBS_URL unset")
+            sentinel = Sentinel(watched.sentinels, sentinel_kwargs={"socket_timeout": timeout,
+                                                                     "socket_connect_timeout": connect_timeout})
+            # Both clients ask the sentinels where the master is, again after a broken
+            # connection: a failover is a reconnection to the promoted replica.
+            master = {"db": watched.db, "password": watched.password, "retry": one_quick_retry(), **bounded}
+            return cls(sentinel.master_for(watched.service, decode_responses=True, **master),
+                       sentinel.master_for(watched.service, **master), embedded=False)
         node = node_url(url)
         if node is None:
             data: redis.Redis | RedisCluster = redis.Redis.from_url(
