@@ -206,12 +206,18 @@ def guichet(env: dict[str, str], folder: Path) -> Iterator[tuple[int, int]]:
         wait_for(ready, "guichet serve")
         yield port, process.pid
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server started in a process group of its own, every process of it: SIGTERM,
+    then SIGKILL after 20 s."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def processes(pids: set[int] | None = None, group: int | None = None) -> Iterator[tuple[int, list[str]]]:

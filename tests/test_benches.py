@@ -69,3 +69,19 @@ def test_broadcast_bench_texts_every_recipient_of_a_small_region_once(tmp_path):
     assert (run["none"], run["more_than_one"], run["wrong_language"], run["to_silent"], run["to_strangers"]) == (
         0, 0, 0, 0, 0), run
     assert run["api"]["opted_out"] == 202 - run["recipients"] and run["sent_per_s"] > 0, run
+
+
+def test_scale_bench_drives_guichet_and_the_bare_endpoint_without_errors(tmp_path):
+    # 20 dialogues in flight for 1 s against each server on one throwaway redis-server: every hop of
+    # the six-hop dialogue answered as scripted (the bench exits 1 otherwise); figures are not judged.
+    figures = tmp_path / "scale.json"
+    done = subprocess.run([sys.executable, "bench/scale.py", "--customers", "200", "--concurrency", "20", "--procs", "1",
+                           "--connections", "4", "--warmup", "0.5", "--ramp", "0.2", "--duration", "1",
+                           "--json", str(figures)], cwd=ROOT, capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    run = json.loads(figures.read_text())
+    assert run["accounts"] == 229 and run["bytes_per_account"] > 0, run
+    for name in ("bare", "guichet"):
+        server = run["servers"][name]
+        assert server["hops"] > 0 and server["not_200"] == {} and server["failed"] == {}, server
+    assert run["servers"]["guichet"]["redis_commands_per_hop"] > 0 and "hops_per_s" in run["ratios"], run
