@@ -4,6 +4,8 @@ of the fault's end.
 
     .venv/bin/python bench/fault_drill.py            # about a minute
     .venv/bin/python bench/fault_drill.py --quick    # about 45 s (what tests/faults/test_drill.py runs)
+    .venv/bin/python bench/fault_drill.py --cluster --quick   # a Redis Cluster master SIGKILLed instead
+                                     # (tests/faults/test_cluster_failover.py; see run_cluster)
 
 It starts its own redis-server (a free port in 6400-6420, append-only file in a temporary
 folder, as production would keep its data) and `guichet serve` (two processes, demo payment
@@ -211,6 +213,9 @@ class Traffic:
     # Every hop: (when it was answered, what came back): "con" (a screen), "end", "http <status>",
     # or "no answer" (the server was not there: its SIGKILL).
     hops: list[tuple[float, str]] = field(default_factory=list)
+    # --cluster: every hop with its phone (when, phone, "con" | "end" | "end early" | "http ..." | "no
+    # answer"): a failover stops only the phones whose hash slots the dead master served.
+    phone_hops: list[tuple[float, str, str]] = field(default_factory=list)
 
     def _next_phone(self) -> str | None:
         with self.lock:
@@ -229,14 +234,15 @@ class Traffic:
                                             data=urllib.parse.urlencode(form).encode(), timeout=15) as answer:
                     body = answer.read().decode()
             except urllib.error.HTTPError as exc:  # an answer, but not a screen: a 5xx is what must never be
-                self._hop(f"http {exc.code}")
+                self._hop(f"http {exc.code}", phone)
                 self._count(f"http {exc.code}")
                 return
             except (OSError, urllib.error.URLError) as exc:
-                self._hop("no answer")
+                self._hop("no answer", phone)
                 self._count(f"no answer ({type(exc).__name__})")
                 return
-            self._hop("end" if body.startswith("END") else "con")
+            self._hop("end" if body.startswith("END") else "con", phone,
+                      "end early" if body.startswith("END") and step != DIALOGUE[-1] else "")
             if body.startswith("END"):
                 found = REFERENCE.search(body)
                 if found and step == DIALOGUE[-1]:
@@ -252,9 +258,11 @@ class Traffic:
         with self.lock:
             self.outcomes[outcome] += 1
 
-    def _hop(self, outcome: str) -> None:
+    def _hop(self, outcome: str, phone: str = "", detail: str = "") -> None:
         with self.lock:
-            self.hops.append((time.time(), outcome))
+            now = time.time()
+            self.hops.append((now, outcome))
+            self.phone_hops.append((now, phone, detail or outcome))
 
     def _run(self, number: int) -> None:
         dialogue = 0
@@ -323,6 +331,7 @@ class Report:
     # and the seconds from Redis answering again to the first hop answered with a screen.
     during_outage: dict[str, dict[str, int]]
     hops_back_after: dict[str, float | None]
+    failover: dict[str, object] = field(default_factory=dict)  # --cluster only: see run_cluster
 
     def targets_met(self, target: float, hops_target: float = HOPS_TARGET) -> bool:
         return (not self.paid_without_token and not self.duplicates and self.server_errors == 0
@@ -408,6 +417,18 @@ def read_outcome(client: redis.Redis, sms_file: Path, faults: list[Fault], traff
     )
 
 
+def seeded_traffic(env: dict[str, str], args: argparse.Namespace, server: GuichetServer,
+                   seed_timeout: float) -> tuple[Traffic, list[threading.Thread]]:
+    """Seed the demo customer base, start the server, then the client threads walking dialogues."""
+    subprocess.run([sys.executable, "-c", "from app import main; main()", "demo", "seed", "--customers",
+                    str(args.customers)], cwd=ROOT, env=env, check=True, capture_output=True, timeout=seed_timeout)
+    phones = drill_phones(args.customers)
+    server.start()
+    server.wait_ready()
+    traffic = Traffic(server.base, iter(phones), threads=args.threads, pause=args.pause)
+    return traffic, traffic.start()
+
+
 def run(args: argparse.Namespace) -> Report:
     work = Path(tempfile.mkdtemp(prefix="guichet-drill-"))
     sms_file = work / "sms.jsonl"
@@ -430,13 +451,7 @@ def run(args: argparse.Namespace) -> Report:
           f"127.0.0.1:{port} x{args.workers}; logs in {work}", flush=True)
     redis_server.start()
     try:
-        subprocess.run([sys.executable, "-c", "from app import main; main()", "demo", "seed", "--customers",
-                        str(args.customers)], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
-        phones = drill_phones(args.customers)
-        server.start()
-        server.wait_ready()
-        traffic = Traffic(server.base, iter(phones), threads=args.threads, pause=args.pause)
-        clients = traffic.start()
+        traffic, clients = seeded_traffic(env, args, server, seed_timeout=120)
         calm = args.calm
 
         def phase(label: str, seconds: float) -> None:
@@ -486,6 +501,218 @@ def run(args: argparse.Namespace) -> Report:
         redis_server.kill()
 
 
+# -- --cluster: a Redis Cluster master SIGKILLed under load, its replica promoted ---------------------
+PAID_IN_LOG = re.compile(r"\(order ([A-Z0-9]+)\): \w+ -> successful")  # records.learn's line
+TOKEN_IN_BODY = re.compile(r"r[ée]f\.? ?([A-Z2-7]{8})\b", re.IGNORECASE)
+PAID_STATES = {"paid", "paid_awaiting_fulfilment", "fulfilled", "receipt_sent"}
+
+
+def cluster_victim(name: str) -> str:
+    """The key whose master the drill kills: the one that serves it serves its whole slot."""
+    from state import keys
+
+    return {"orders": keys.open_orders(), "journal": keys.journal(),
+            "payments": keys.payment("demo", "index:pending")}[name]
+
+
+def run_cluster(args: argparse.Namespace) -> Report:
+    """The drill on a Redis Cluster of 3 masters and 3 replicas (node timeout --node-timeout
+    ms), the jobs on a plain redis-server: purchases run, the master serving --kill-master-of
+    is SIGKILLed, its replica is promoted by the cluster itself, traffic goes on, then it
+    settles. Redis replication is asynchronous: a write the dead master acknowledged but had
+    not yet sent to its replica is gone. So "paid" here is what any witness says (the journal,
+    the order, the demo provider's record, the serve log's "-> successful" lines), and a token
+    SMS whose record was lost is still found by its body."""
+    from redis.cluster import RedisCluster
+
+    from tests.redis_server import ThrowawayCluster
+
+    work = Path(tempfile.mkdtemp(prefix="guichet-drill-cluster-"))
+    sms_file = work / "sms.jsonl"
+    cluster = ThrowawayCluster(args.redis_server, args.redis_cli, work / "cluster", masters=3, replicas=1,
+                               node_timeout=args.node_timeout)
+    jobs = RedisServer(work / "jobs", appendonly=True, binary=args.redis_server)
+    port = any_free_port()
+    cluster.start()
+    jobs.start()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GUICHET_")},
+        "REDIS_URL": cluster.url,
+        "GUICHET_REDIS_JOBS_URL": jobs.url,
+        "GUICHET_SMS_PROVIDER": "file",
+        "GUICHET_SMS_FILE": str(sms_file),
+        "GUICHET_SMS_RATE_PER_SECOND": "100",
+        "GUICHET_DEMO_PAYMENT_DELAY": "0.5",
+        "GUICHET_PAYMENT_POLL_AFTER": "2",
+        "GUICHET_PAYMENT_POLL_EVERY": "1",
+        "GUICHET_THREADS": "8",
+    }
+    server = GuichetServer(env, port, work / "serve.log", workers=args.workers)
+    print(f"fault drill (cluster): 3 masters + 3 replicas from 127.0.0.1:{cluster.ports[0]} (node timeout "
+          f"{args.node_timeout} ms), jobs on 127.0.0.1:{jobs.port}, guichet serve on 127.0.0.1:{port} "
+          f"x{args.workers}; logs in {work}", flush=True)
+    try:
+        traffic, clients = seeded_traffic(env, args, server, seed_timeout=180)
+
+        def phase(label: str, seconds: float) -> None:
+            print(f"  {time.strftime('%H:%M:%S')} {label}", flush=True)
+            time.sleep(seconds)
+
+        phase("traffic", args.warmup)
+        victim_key = cluster_victim(args.kill_master_of)
+        master = cluster.master_of(victim_key)
+        replica = cluster.replicas_of(master)[0]
+        if args.replica_behind:
+            _hold_replica_back(master, replica, args.replica_behind)
+        lag = _replication_lag(cluster, master, replica)
+        fault = Fault(f"redis master killed ({args.kill_master_of})", time.time())
+        cluster.kill_master(master)
+        if args.replica_behind:
+            _let_replica_back(replica)
+        print(f"  {time.strftime('%H:%M:%S')} master 127.0.0.1:{master} (serving {victim_key}) SIGKILLed; "
+              f"its replica {replica} was {lag} bytes behind", flush=True)
+        cluster.wait_promoted(replica, timeout=60)
+        fault.back = time.time()
+        print(f"  {time.strftime('%H:%M:%S')} replica 127.0.0.1:{replica} promoted, cluster_state ok, "
+              f"{fault.back - fault.started:.1f} s after the kill", flush=True)
+        phase("after the failover", args.tail)
+        traffic.stopping.set()
+        for thread in clients:
+            thread.join(30)
+        client = RedisCluster(host="127.0.0.1", port=replica, decode_responses=True, socket_timeout=5)
+        deadline = time.monotonic() + args.max_settle
+        while True:
+            report = _cluster_outcome(client, sms_file, work / "serve.log", [fault], traffic)
+            if (not report.paid_without_token and not report.not_final) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        print(f"  {time.strftime('%H:%M:%S')} settled", flush=True)
+        report.failover.update(_failover_figures(client, traffic, fault, master, replica, lag))
+        client.close()
+        return report
+    finally:
+        server.stop()
+        cluster.kill()
+        jobs.kill()
+
+
+def _hold_replica_back(master: int, replica: int, seconds: float) -> None:
+    """Leave the replica ``seconds`` behind its master, as over a slow or broken link: cut its
+    link (CLIENT KILL TYPE master, on the replica) after giving it a wrong ``masterauth``, so it
+    cannot reconnect (it would at once). Every write the master acknowledges meanwhile is lost
+    when it dies: what a replica's lag risks. `_let_replica_back` undoes it."""
+    r = redis.Redis(host="127.0.0.1", port=replica, socket_timeout=1)
+    r.config_set("masterauth", "drill-holds-this-replica-back")
+    r.client_kill_filter(_type="master")
+    time.sleep(seconds)
+
+
+def _let_replica_back(replica: int) -> None:
+    redis.Redis(host="127.0.0.1", port=replica, socket_timeout=1).config_set("masterauth", "")
+
+
+def _replication_lag(cluster: object, master: int, replica: int) -> int | None:
+    """Bytes of the replication stream the replica had not yet processed, an instant before the kill."""
+    try:
+        m = redis.Redis(host="127.0.0.1", port=master, socket_timeout=1)
+        r = redis.Redis(host="127.0.0.1", port=replica, socket_timeout=1)
+        ahead = int(m.info("replication")["master_repl_offset"])
+        done = int(r.info("replication")["slave_repl_offset"])
+        return ahead - done
+    except redis.RedisError:
+        return None
+
+
+def _cluster_outcome(client: redis.Redis, sms_file: Path, serve_log: Path, faults: list[Fault],
+                     traffic: Traffic) -> Report:
+    """read_outcome, with "paid" and "tokens" from every witness (see run_cluster)."""
+    from state import keys
+
+    report = read_outcome(client, sms_file, faults, traffic)
+    placed = set(traffic.placed)
+    created: set[str] = set()
+    paid_journal: set[str] = set()
+    for _id, fields in client.xrange(keys.journal()):
+        if fields.get("kind") == "order.created":
+            created.add(fields["order"])
+        elif fields.get("kind") == "order.transition" and fields.get("dest") == "paid":
+            paid_journal.add(fields["order"])
+    logged = set(PAID_IN_LOG.findall(serve_log.read_text(errors="replace"))) if serve_log.exists() else set()
+    states: dict[str, str] = {}
+    provider_says: set[str] = set()
+    for reference in placed | created | paid_journal | logged:
+        raw = client.get(keys.order(reference))
+        states[reference] = json.loads(raw)["state"] if raw else "missing"
+        ref = client.hget(keys.payment("demo", "order:" + reference), "provider_ref")
+        if ref and client.hget(keys.payment("demo", ref), "demo_status") == "SUCCESSFUL":
+            provider_says.add(reference)
+    paid = paid_journal | logged | provider_says | {r for r, state in states.items() if state in PAID_STATES}
+    tokens: dict[str, int] = Counter()
+    record_lost = 0
+    for line in sms_file.read_text(encoding="utf-8").splitlines() if sms_file.exists() else []:
+        try:
+            sms = json.loads(line)
+        except ValueError:
+            continue
+        record = client.hgetall(keys.sms_message(sms["message_id"]))
+        if record:
+            if record.get("kind") == "receipt" and record.get("reference", "").startswith("order:"):
+                tokens[record["reference"].split(":")[1]] += 1
+        elif "Code" in sms["body"] and (found := TOKEN_IN_BODY.search(sms["body"])):
+            record_lost += 1
+            tokens[found.group(1)] += 1
+    report.placed = len(placed | created)
+    report.paid = len(paid)
+    report.tokens = sum(tokens.values())
+    report.paid_without_token = sorted(r for r in paid if not tokens.get(r))
+    report.duplicates = sorted(r for r, n in tokens.items() if n > 1)
+    report.not_final = dict(Counter(s for r, s in states.items() if s not in FINAL and (r in placed or r in paid)))
+    report.failover = {
+        "placed_by_clients": len(placed), "placed_not_journaled": len(placed - created),
+        "paid_witnesses": {"journal": len(paid_journal), "serve_log": len(logged), "provider": len(provider_says),
+                           "order_state": sum(1 for s in states.values() if s in PAID_STATES)},
+        "paid_not_journaled": sorted(paid - paid_journal), "token_sms_record_lost": record_lost,
+        "order_missing": sorted(r for r, s in states.items() if s == "missing"),
+        "states_of_paid_without_token": {r: states.get(r, "?") for r in report.paid_without_token},
+    }
+    return report
+
+
+def _failover_figures(client: redis.cluster.RedisCluster, traffic: Traffic, fault: Fault, master: int, replica: int,
+                      lag: int | None) -> dict[str, object]:
+    """The failover as the hops saw it: the phones whose slots the dead master served, and the others."""
+    from state import keys
+
+    slots: set[int] = set()
+    node = redis.Redis(host="127.0.0.1", port=replica, socket_timeout=5, decode_responses=True)
+    for start, end, owner, *_ in node.execute_command("CLUSTER SLOTS"):
+        if int(owner[1]) == replica:
+            slots.update(range(int(start), int(end) + 1))
+    hops = sorted(traffic.phone_hops)
+    affected = {phone for _, phone, _ in hops if phone and client.keyslot(keys.profile(phone)) in slots}
+    failed = {"end early", "no answer"}
+
+    def kinds(which: bool, start: float, end: float) -> dict[str, int]:
+        return dict(Counter(kind for at, phone, kind in hops if start <= at <= end and (phone in affected) == which))
+
+    after = [(at, phone, kind) for at, phone, kind in hops if at >= fault.back]
+    first_screen = next((at for at, phone, kind in after if phone in affected and kind == "con"), None)
+    last_failure = max((at for at, _, kind in hops
+                        if at >= fault.started and (kind in failed or kind.startswith("http"))), default=None)
+    return {
+        "killed_master": master, "promoted_replica": replica, "replication_lag_bytes": lag,
+        "promotion_s": round(fault.back - fault.started, 2),
+        "affected_phones": len(affected),
+        "hops_during_affected": kinds(True, fault.started, fault.back),
+        "hops_during_others": kinds(False, fault.started, fault.back),
+        "affected_screen_after_promotion_s": None if first_screen is None else round(first_screen - fault.back, 2),
+        # Whether redis-py had found the promoted replica by then: the affected phones' first hops after it.
+        "affected_first_hops_after_promotion": [(round(at - fault.back, 2), kind)
+                                                for at, phone, kind in after if phone in affected][:4],
+        "last_failed_hop_after_promotion_s": None if last_failure is None else round(last_failure - fault.back, 2),
+    }
+
+
 def print_report(report: Report, target: float) -> None:
     def seconds(value: float | None) -> str:
         return "never" if value is None else f"{value:.1f} s"
@@ -513,6 +740,8 @@ def print_report(report: Report, target: float) -> None:
         wait = report.hops_back_after.get(name)
         mark = "ok" if wait is not None and wait <= HOPS_TARGET else f"MISSED (target {HOPS_TARGET:g} s)"
         print(f"while {name:<30} hops got {kinds}; a screen again {seconds(wait):>8} after Redis   {mark}")
+    for name, value in report.failover.items():
+        print(f"failover {name:<34} {value}")
     print("targets            " + ("met" if report.targets_met(target) else "MISSED"))
 
 
@@ -534,12 +763,22 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=10.0, help="seconds allowed after a fault")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--redis-server", default="redis-server", help="the redis-server binary")
+    parser.add_argument("--cluster", action="store_true",
+                        help="instead: a Redis Cluster (3 masters + 3 replicas), one master SIGKILLed under load")
+    parser.add_argument("--redis-cli", default="redis-cli", help="--cluster: the redis-cli binary")
+    parser.add_argument("--node-timeout", type=int, default=1000, help="--cluster: cluster-node-timeout, ms")
+    parser.add_argument("--replica-behind", type=float, default=0.0,
+                        help="--cluster: cut the replica's link this many seconds before the kill (its lag: "
+                             "the writes the master acknowledged meanwhile are lost)")
+    parser.add_argument("--kill-master-of", choices=["orders", "journal", "payments"], default="orders",
+                        help="--cluster: kill the master serving the open orders' index, the journal or "
+                             "the demo payments' pending index")
     args = parser.parse_args()
     if args.warmup is None:
         args.warmup = 2.0 if args.quick else 8.0
     if args.tail is None:
         args.tail = 5.0 if args.quick else 10.0
-    report = run(args)
+    report = run_cluster(args) if args.cluster else run(args)
     print_report(report, args.target)
     if args.json:
         args.json.write_text(json.dumps({**report.__dict__, "targets_met": report.targets_met(args.target)},

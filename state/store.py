@@ -473,7 +473,9 @@ def caused_by_redis_outage(error: BaseException | None) -> bool:
     for _ in range(10):
         if error is None:
             return False
-        if isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+        # A Redis Cluster refusing every command while a dead master's replica is not yet
+        # promoted (CLUSTERDOWN) is Redis away too, for a second or two.
+        if isinstance(error, (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterDownError)):
             return True
         error = error.__cause__ or error.__context__
     return False

@@ -115,8 +115,9 @@ class ThrowawayCluster:
     STATE = "cluster.json"  # in the workdir of a detached cluster: its URL, ports and pids
 
     def __init__(self, server: str, cli: str, workdir: Path, masters: int = 3, replicas: int = 0,
-                 detached: bool = False) -> None:
+                 detached: bool = False, node_timeout: int = 2000) -> None:
         self.server = server
+        self.node_timeout = node_timeout  # ms (cluster-node-timeout): a dead master's replica takes over ~1-2x later
         self.cli = cli
         self.workdir = workdir
         self.masters = masters
@@ -149,7 +150,7 @@ class ThrowawayCluster:
             self.processes.append(subprocess.Popen(
                 [self.server, "--port", str(port), "--cluster-port", str(bus), "--bind", "127.0.0.1",
                  "--cluster-enabled", "yes", "--cluster-config-file", str(folder / "nodes.conf"),
-                 "--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no",
+                 "--cluster-node-timeout", str(self.node_timeout), "--save", "", "--appendonly", "no",
                  "--dir", str(folder), "--logfile", str(self.log(port))],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 preexec_fn=None if self.detached else _die_with_parent(), start_new_session=self.detached,
@@ -213,6 +214,55 @@ class ThrowawayCluster:
                 process.kill()
         for process in self.processes:
             process.wait(10)
+
+    # -- failover (tests/faults/test_cluster_failover.py, bench/fault_drill.py --cluster) -----------
+    def _node(self, port: int) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=1,
+                           decode_responses=True)
+
+    def master_of(self, key: str) -> int:
+        """The port of the master serving ``key``'s slot now."""
+        for port in self.live_ports():
+            node = self._node(port)
+            try:
+                slot = int(node.cluster("keyslot", key))
+                for start, end, master, *_replicas in node.execute_command("CLUSTER SLOTS"):
+                    if int(start) <= slot <= int(end):
+                        return int(master[1])
+            except redis.RedisError:
+                continue
+            finally:
+                node.close()
+        raise RuntimeError(f"no live node knows the master of {key!r}")
+
+    def replicas_of(self, master_port: int) -> list[int]:
+        """The ports of ``master_port``'s replicas (asked of the master itself)."""
+        node = self._node(master_port)
+        try:
+            info = node.info("replication")
+        finally:
+            node.close()
+        return [int(info[f"slave{n}"]["port"]) for n in range(int(info["connected_slaves"]))]
+
+    def live_ports(self) -> list[int]:
+        return [port for port, process in zip(self.ports, self.processes, strict=True) if process.poll() is None]
+
+    def kill_master(self, port: int) -> None:
+        """SIGKILL the node on ``port`` (a crash: no shutdown, no handover to its replica)."""
+        process = self.processes[self.ports.index(port)]
+        process.kill()
+        process.wait(10)
+
+    def wait_promoted(self, replica_port: int, timeout: float = 30) -> None:
+        """Return once ``replica_port`` is a master and every live node says cluster_state:ok."""
+        deadline = time.monotonic() + timeout
+
+        def promoted(node: redis.Redis) -> bool:
+            return bool(node.info("replication")["role"] == "master")
+
+        self._wait(replica_port, deadline, promoted)
+        for port in self.live_ports():
+            self._wait(port, deadline, lambda node: node.cluster("info")["cluster_state"] == "ok")
 
 
 def stop_detached(workdir: Path, timeout: float = 5) -> bool:

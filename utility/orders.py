@@ -41,7 +41,15 @@ from state.store import TextRedis, caused_by_redis_outage
 from utility.billing import BillingBackend, BillingError
 from utility.calls import backoff
 from utility.customers import CustomerBase, mask_phone
-from utility.payments.base import PaymentError, PaymentProvider, PaymentRequest, PaymentResult, ProviderUnavailable
+from utility.payments.base import (
+    FINAL_STATES,
+    PaymentError,
+    PaymentProvider,
+    PaymentRequest,
+    PaymentResult,
+    ProviderUnavailable,
+)
+from utility.payments.records import PaymentRecords
 from utility.vending.base import Vend, VendingBackend, VendingError
 
 log = logging.getLogger(__name__)
@@ -74,8 +82,11 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "payment_requested", "source": "created", "dest": "payment_pending"},
     {"trigger": "payment_unavailable", "source": "created", "dest": "failed"},
     # A success after the order expired, or after the provider seemed unreachable (a
-    # timeout can hide a request that arrived), is still money taken: fulfil it.
-    {"trigger": "payment_succeeded", "source": ["payment_pending", "expired", "failed"], "dest": "paid"},
+    # timeout can hide a request that arrived), is still money taken: fulfil it. So is one
+    # for an order still `created`: the request reached the provider but saving
+    # payment_pending failed (Redis away, a failover, a crash), and a success handed over
+    # now is never handed over again.
+    {"trigger": "payment_succeeded", "source": ["created", "payment_pending", "expired", "failed"], "dest": "paid"},
     {"trigger": "payment_declined", "source": "payment_pending", "dest": "declined"},
     {"trigger": "payment_expired", "source": "payment_pending", "dest": "expired"},
     {"trigger": "backend_unavailable", "source": "paid", "dest": "paid_awaiting_fulfilment"},
@@ -338,7 +349,8 @@ class Orders:
             if result.provider_ref and order.provider_ref and result.provider_ref != order.provider_ref:
                 return "another payment of this order"
             late_money = order.state == "failed" and order.reason == UNREACHABLE
-            if result.state == "successful" and (order.state in ("payment_pending", "expired") or late_money):
+            if result.state == "successful" and (order.state in ("created", "payment_pending", "expired")
+                                                 or late_money):
                 metrics.payment(result.provider, "successful")
                 order.paid_at = time.time()
                 self._move(order, "payment_succeeded")
@@ -501,8 +513,31 @@ class Orders:
             self.redis.zadd(keys.open_orders(), {reference: now}, xx=True)
             self.later(reference, 0)
             return f"requeued {order.state}"
+        if order.state == "payment_pending" and (done := self._payment_ahead(order, now)):
+            return done
         self.redis.zadd(keys.open_orders(), {reference: now}, xx=True)
         return f"left {order.state}"
+
+    def _payment_ahead(self, order: Order, now: float) -> str | None:
+        """A pending order whose payment record moved on without it. A Redis Cluster failover
+        loses the writes its dead master acknowledged but had not yet sent to its replica, and
+        an order and its payment are two hash tags (two masters): the payment may say "handed
+        over" while the order's move to paid is gone, or the poller's index may have lost the
+        payment. The first is handed over again (idempotent), the second put back in the index
+        (NX: a payment it has keeps its next look). None: the poller has it in hand, or the
+        record is gone too (only the provider's own callback can tell then)."""
+        records = PaymentRecords(self.redis, order.provider)
+        ref = order.provider_ref or records.ref_for_order(order.reference) or ""
+        record = records.get(ref)
+        if record is None:
+            return None
+        if record.get("state") in FINAL_STATES and record.get("notified") == "1":
+            self.redis.zadd(keys.open_orders(), {order.reference: now}, xx=True)
+            self.on_payment_result(records.result_of(ref, record))
+            return "payment handed over again"
+        if record.get("notified") != "1" and self.redis.zadd(records.pending_key(), {ref: now}, nx=True):
+            return "payment back in the poller's index"
+        return None
 
     def retry_waiting(self) -> int:
         """Fulfil now every order waiting for its backend (an operator says it is back)."""
