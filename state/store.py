@@ -34,7 +34,7 @@ import fakeredis
 import redis
 from flask import Flask, current_app
 from redis.backoff import NoBackoff
-from redis.cluster import ClusterPipeline, RedisCluster
+from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 from rq.connections import get_connection_kwargs
@@ -420,10 +420,25 @@ class Store:
 
 def cluster_from_url(node: str, **kwargs: Any) -> Cluster:
     """Guichet's cluster client on the cluster of the node at ``node`` (a plain redis:// URL),
-    replies decoded."""
+    replies decoded. Several nodes, ``redis://host:port,host:port``, are each tried until one
+    answers: a process started while the first is down (its master failed over) still finds
+    the cluster."""
     if (unsupported := cluster_unsupported()) is not None:
         raise RuntimeError(unsupported)
-    return cast(Cluster, Cluster.from_url(node, decode_responses=True, **kwargs))
+    scheme, _, rest = node.partition("://")
+    credentials, at, hosts_and_path = rest.rpartition("@")
+    hosts, slash, path = hosts_and_path.partition("/")
+    first, *others = hosts.split(",")
+    url = f"{scheme}://{credentials}{at}{first}{slash}{path}"
+    if not others:
+        return cast(Cluster, Cluster.from_url(url, decode_responses=True, **kwargs))
+    startup = [ClusterNode(*_host_port(host)) for host in [first, *others]]
+    return cast(Cluster, Cluster.from_url(url, decode_responses=True, startup_nodes=startup, **kwargs))
+
+
+def _host_port(host: str) -> tuple[str, int]:
+    name, _, port = host.rpartition(":")
+    return (name, int(port)) if name else (host, 6379)
 
 
 def _fake_twin(client: fakeredis.FakeRedis) -> fakeredis.FakeRedis:

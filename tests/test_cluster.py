@@ -16,7 +16,7 @@ from flask import current_app
 
 from app import create_app
 from state import keys, worker
-from state.store import Cluster, Store, get_redis, get_store, node_url
+from state.store import Cluster, Store, cluster_from_url, get_redis, get_store, node_url
 
 pytestmark = [pytest.mark.real_redis, pytest.mark.redis_cluster]
 
@@ -108,3 +108,17 @@ def test_the_ci_script_starts_a_cluster_and_stops_it(tmp_path: Path) -> None:
         subprocess.run([*command, "stop", "--dir", str(tmp_path)], timeout=30, check=True)
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(node, socket_connect_timeout=1).ping()
+
+
+@pytest.mark.redis_cluster
+def test_a_cluster_named_by_several_nodes_is_found_while_the_first_is_down(redis_cluster_url: str) -> None:
+    from tests.redis_server import free_port
+
+    node = node_url(redis_cluster_url)
+    assert node is not None
+    dead = f"127.0.0.1:{free_port()}"  # a master gone, as after its failover
+    scheme, _, rest = node.partition("://")
+    client = cluster_from_url(f"{scheme}://{dead},{rest}", socket_connect_timeout=1)
+    client.set("guichet:{several-nodes}:probe", "found")
+    assert client.get("guichet:{several-nodes}:probe") == "found"
+    client.close()
