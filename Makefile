@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Readable log lines for a person at the terminal (production's default is JSON lines).
 run: install
-	$(BIN)/guichet serve
+	GUICHET_LOG_FORMAT=$${GUICHET_LOG_FORMAT:-console} $(BIN)/guichet serve
 
 test: install
 	$(BIN)/ruff check .

@@ -470,7 +470,10 @@ def get_store(app: Flask | None = None) -> Store:
                 jobs_url=app.config.get("REDIS_JOBS_URL"),
             )
             if store.embedded:
-                log.warning(EMBEDDED_WARNING)
+                # A line a record: the banner stays a banner in the console format and in
+                # JSON lines alike (both escape a newline inside a record).
+                for line in EMBEDDED_WARNING.strip("\n").splitlines():
+                    log.warning("%s", line)
         app.extensions[EXTENSION] = store
     return store
 
