@@ -10,8 +10,8 @@ Two kinds of figure, told apart by where their truth lives:
   results by provider and result; campaign registrations by campaign, channel and verdict.
   Counting costs the hop no round trip. Under `guichet serve` every process of the machine
   (the serving processes and the background worker) writes its counts to files in one
-  folder (PROMETHEUS_MULTIPROC_DIR, made by `guichet main` before anything imports
-  prometheus-client) and any serving process adds them all up when scraped. A `guichet
+  folder (PROMETHEUS_MULTIPROC_DIR, chosen by app.count_across_processes before any count
+  is kept) and any serving process adds them all up when scraped. A `guichet
   worker` on another machine counts in its own process: `--metrics-port` serves them there.
 - **Read from Redis when scraped** (one pipeline per group, at the scrape's pace, never a
   hop's): the breakers' states, the queues' depths and their oldest job's age, the orders
@@ -265,13 +265,3 @@ EXTENSION = "guichet.metrics"
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
-
-
-def prepare_multiprocess(folder: str) -> None:
-    """Before anything imports prometheus-client's values (so before create_app): the folder
-    every process of `guichet serve` writes its counts to, emptied of a previous run's."""
-    os.makedirs(folder, exist_ok=True)
-    for name in os.listdir(folder):
-        if name.endswith(".db"):
-            os.remove(os.path.join(folder, name))
-    os.environ[MULTIPROC_DIR] = folder
