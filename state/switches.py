@@ -4,7 +4,9 @@ Backend switches: a built-in backend an operator (or a test, or a demo) has swit
 The seam every outside call goes through (utility.calls) consults them, so that "vending
 is down" can be shown end to end without breaking anything: customers are told the truth,
 payments are still taken where that is safe, and orders wait to be fulfilled when the
-switch goes back up.
+switch goes back up. The seam reads them from the process's copy (``backends_down(app)``),
+not from Redis: a switch set in this process (``set_down``) takes effect here at once, in
+the other processes within SERVICES_SECONDS.
 
 Service switches: a customer-facing service (buy, bill, campaigns) an operator has turned
 off, with a message for customers in each language (POST /admin/services/<name>). They
@@ -42,12 +44,15 @@ def is_down(client: TextRedis, backend: str) -> bool:
 
 
 def set_down(client: TextRedis, backend: str, down: bool) -> None:
+    """Switch a built-in backend off (or on again). Every copy of this process reads the
+    switches again at its next look (``_changed_here``); other processes within SERVICES_SECONDS."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: one of {', '.join(BACKENDS)}")
     if down:
         client.hset(keys.switches(), backend, "down")
     else:
         client.hdel(keys.switches(), backend)
+    _changed_here()
 
 
 def states(client: TextRedis) -> dict[str, str]:
@@ -121,6 +126,19 @@ def _services_of(stored: Mapping[str, str]) -> dict[str, ServiceSwitch]:
     return read
 
 
+# Backend switches set in this process so far (set_down): a copy made before the last one
+# reads Redis again at its next look, whichever app of the process set it. (A service
+# switch is set by the admin API only, which forgets its app's copy itself.)
+_changes = 0
+_changes_lock = threading.Lock()
+
+
+def _changed_here() -> None:
+    global _changes
+    with _changes_lock:
+        _changes += 1
+
+
 class _Copy:
     """A process's copy of both kinds of switch: one thread refreshes it, the others keep
     reading the copy they have meanwhile (as utility.campaigns' active())."""
@@ -129,18 +147,29 @@ class _Copy:
         self.services: dict[str, ServiceSwitch] = {name: ON for name in SERVICES}
         self.backends_down: frozenset[str] = frozenset()
         self.copied_at = -math.inf
+        self.changes = -1  # _changes when it was read
         self.refreshing = threading.Lock()
 
 
 def _copy(app: Flask) -> _Copy:
     """The process's copy, read again (both hashes, one round trip) once it is
-    SERVICES_SECONDS old. While Redis cannot be read, the last copy serves (every service
-    on, every backend up, when there was none)."""
+    SERVICES_SECONDS old, or at once after a switch was set in this process. While Redis
+    cannot be read, the last copy serves (every service on, every backend up, when there
+    was none)."""
     copy: _Copy | None = app.extensions.get(EXTENSION)
     if copy is None:
         copy = app.extensions.setdefault(EXTENSION, _Copy())
-    if time.monotonic() - copy.copied_at < SERVICES_SECONDS or not copy.refreshing.acquire(blocking=False):
+    set_here = copy.changes != _changes
+    if not set_here and time.monotonic() - copy.copied_at < SERVICES_SECONDS:
         return copy
+    # Merely old, one thread reads while the others go on with the copy. A switch set here
+    # is waited for: the operator's next request must not be served from before it.
+    if not copy.refreshing.acquire(blocking=set_here):
+        return copy
+    changes = _changes  # before reading: a switch set during the read is read again next time
+    if changes == copy.changes and time.monotonic() - copy.copied_at < SERVICES_SECONDS:
+        copy.refreshing.release()
+        return copy  # read meanwhile by the thread this one waited for
     try:
         pipe = get_redis(app).pipeline(transaction=False)
         pipe.hgetall(keys.service_switches())
@@ -152,6 +181,7 @@ def _copy(app: Flask) -> _Copy:
         log.warning("switches: Redis did not answer (%s); the copy serves meanwhile", type(exc).__name__)
     finally:
         copy.copied_at = time.monotonic()
+        copy.changes = changes
         copy.refreshing.release()
     return copy
 
@@ -165,13 +195,15 @@ def services(app: Flask) -> dict[str, ServiceSwitch]:
 
 def backends_down(app: Flask) -> frozenset[str]:
     """The built-in backends an operator switched off, from the same copy: what a menu asks
-    to change what it offers (the calls themselves read the switch in Redis, is_down)."""
+    to change what it offers, and what the seam (utility.calls) asks before each call to a
+    built-in backend, without a Redis round trip on most calls."""
     return _copy(app).backends_down
 
 
 def forget_services(app: Flask) -> None:
-    """This process switched a service or a backend: its next read is fresh (others within
-    SERVICES_SECONDS)."""
+    """The app's next read of the switches asks Redis: this process switched a service, or
+    a switch was written to Redis some other way, which the copy would otherwise see within
+    SERVICES_SECONDS. (set_down does this for every app of the process itself.)"""
     copy: _Copy | None = app.extensions.get(EXTENSION)
     if copy is not None:
-        copy.copied_at = -math.inf
+        copy.changes = -1  # as after a set_down: the next read waits for Redis's answer

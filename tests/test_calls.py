@@ -11,8 +11,10 @@ import pytest
 import redis
 
 from state import keys, switches
-from state.store import Store, cluster_from_url
+from state.store import Store, cluster_from_url, get_redis
+from tests.conftest import ADMIN_KEY
 from tests.seam import seam_on
+from tests.ussd.test_round_trips import wire  # noqa: F401 (fixture: the commands sent to Redis)
 from utility import calls
 from utility.billing import BillingUnavailable
 from utility.errors import OutsideError
@@ -258,6 +260,94 @@ def test_redis_away_the_switch_cannot_be_read_and_the_builtin_backend_is_unavail
     with pytest.raises(BackendUnavailable) as away:
         guarded.confirm("014")
     assert isinstance(away.value.__cause__, redis.ConnectionError) and guarded.called == []
+
+
+# -- the switch of an app's built-in backend: its process copy -------------------------------------
+METER_ACCOUNT, BILL_ACCOUNT = "1000000001", "C-3000000001"
+
+
+@pytest.fixture
+def builtin_backends(app, monkeypatch):
+    """The app's built-in vending and billing, with a prepaid meter and a bill to pay. The
+    switches' copy is not refreshed by its age during a test (a slow machine must not make
+    a read that the test would take for the switch's): only a switch set in this process,
+    or ``a_second_passes``, makes it read Redis again."""
+    from tests.ussd.conftest import postpaid, prepaid
+    from utility.customers import RedisCustomerBase
+    from utility.services import services
+
+    monkeypatch.setattr(switches, "SERVICES_SECONDS", 3600.0)
+    meter = prepaid(METER_ACCOUNT, "+237699000101")
+    RedisCustomerBase(get_redis(app)).upsert([meter, postpaid(BILL_ACCOUNT, "+237699000102", 20_000, None)])
+    built = services(app)
+    return built.vending, built.billing, meter.meter_number
+
+
+def a_second_passes(app) -> None:
+    """As if SERVICES_SECONDS had passed since the app's copy of the switches was read."""
+    app.extensions[switches.EXTENSION].copied_at -= switches.SERVICES_SECONDS
+
+
+def vend_and_pay(vending, billing, meter: str, reference: str) -> None:
+    assert vending.vend(meter, 5_000, reference).tokens
+    assert billing.pay(BILL_ACCOUNT, 1_000, reference).amount == 1_000
+
+
+def test_a_vend_and_a_bill_payment_do_not_ask_redis_for_their_switch(app, builtin_backends, wire) -> None:  # noqa: F811
+    vending, billing, meter = builtin_backends
+    vend_and_pay(vending, billing, meter, "ORD-1")  # the process's copy of the switches is read once
+    with wire.hop() as trips:
+        vend_and_pay(vending, billing, meter, "ORD-2")
+    sent = [command for trip in trips for command in trip]
+    assert sent, "the calls talk to Redis (their records): the wire sees them"
+    asked = [command for command in sent if command[1] in (keys.switches().upper(), keys.service_switches().upper())]
+    assert asked == []
+
+
+@pytest.mark.parametrize("backend", ["vending", "billing"])
+def test_a_switch_set_through_the_admin_api_applies_at_once(app, builtin_backends, backend) -> None:
+    vending, billing, meter = builtin_backends
+    vend_and_pay(vending, billing, meter, "ORD-1")  # the copy: taken, fresh for an hour here
+    admin, auth = app.test_client(), {"Authorization": f"Bearer {ADMIN_KEY}"}
+    assert admin.post(f"/admin/backends/{backend}", json={"state": "down"}, headers=auth).status_code == 200
+    with pytest.raises((BackendUnavailable, BillingUnavailable), match="switched off"):
+        vend_and_pay(vending, billing, meter, "ORD-2")
+    assert admin.post(f"/admin/backends/{backend}", json={"state": "up"}, headers=auth).status_code == 200
+    vend_and_pay(vending, billing, meter, "ORD-3")
+
+
+def test_a_switch_set_by_code_in_this_process_applies_at_once(app, builtin_backends) -> None:
+    vending, billing, meter = builtin_backends
+    vend_and_pay(vending, billing, meter, "ORD-1")
+    switches.set_down(get_redis(app), "billing", True)  # as the demo provider's set_available, a drill, a test
+    with pytest.raises(BillingUnavailable, match="switched off"):
+        billing.pay(BILL_ACCOUNT, 1_000, "ORD-2")
+    switches.set_down(get_redis(app), "billing", False)
+    assert billing.pay(BILL_ACCOUNT, 1_000, "ORD-2").amount == 1_000
+
+
+def test_a_switch_another_process_sets_applies_here_once_the_copy_is_read_again(app, builtin_backends, redis_client) -> None:
+    vending, billing, meter = builtin_backends
+    vend_and_pay(vending, billing, meter, "ORD-1")
+    another_process(redis_client).hset(keys.switches(), "vending", "down")  # what its set_down writes
+    vend_and_pay(vending, billing, meter, "ORD-2")  # this process's copy still says up...
+    a_second_passes(app)
+    with pytest.raises(BackendUnavailable, match="switched off"):  # ...for a second at most
+        vending.vend(meter, 5_000, "ORD-3")
+
+
+def test_redis_away_an_app_s_builtin_vending_is_unavailable_all_the_same(fake_redis) -> None:
+    from app import create_app
+    from utility.services import services
+
+    app = create_app({"TESTING": True, "REDIS_CLIENT": fake_redis})
+    vending = services(app).vending
+    switches.backends_down(app)  # the copy: nothing switched off
+    before = counted("vending", "unavailable")
+    fake_redis.connection_pool.connection_kwargs["server"].connected = False
+    with pytest.raises(BackendUnavailable) as away:  # the copy lets it through; the engine cannot serve
+        vending.confirm("10000000017")
+    assert away.value.retryable and counted("vending", "unavailable") == before + 1
 
 
 # -- repeats, stamps, the metric -------------------------------------------------------------------

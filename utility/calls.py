@@ -8,7 +8,9 @@ every call goes, in this order, through:
 
 1. the operator switch, for the built-in backends only (state.switches, POST
    /admin/backends/<name>: a simulated outage for demos and drills): switched off, the
-   backend is not called and the family's "unavailable" error is raised;
+   backend is not called and the family's "unavailable" error is raised. It is read from
+   the process's copy (switches.backends_down: no round trip on most calls), which a switch
+   set in this process refreshes at once, and another process's within a second;
 2. the breaker (pybreaker, its state in Redis, shared by every process): after
    BREAKER_FAILURES retryable failures or timeouts in a row it opens and the backend is not
    called (the family's "unavailable" error again) until BREAKER_RESET seconds have passed;
@@ -53,7 +55,7 @@ import requests
 from flask import Flask, current_app
 
 from state import keys, metrics, switches
-from state.store import TextRedis, caused_by_redis_outage, get_redis, get_store
+from state.store import caused_by_redis_outage, get_store
 from utility.errors import OutsideError
 
 log = logging.getLogger(__name__)
@@ -291,8 +293,9 @@ class _Listener(pybreaker.CircuitBreakerListener):
 class Seam:
     """The outside calls of one app: its breakers (state in Redis) and switches."""
 
-    def __init__(self, data: TextRedis, breakers_redis: redis.Redis, failures: int, reset: float) -> None:
-        self.data = data  # the switches
+    def __init__(self, switched_off: Callable[[], frozenset[str]], breakers_redis: redis.Redis, failures: int,
+                 reset: float) -> None:
+        self.switched_off = switched_off  # the operator switches that are off now (switches.backends_down)
         self.breakers_redis = breakers_redis  # bytes replies: pybreaker's Redis storage decodes them itself
         self.failures = failures
         self.reset_seconds = reset
@@ -380,8 +383,8 @@ class Seam:
 
     def _switched_off(self, policy: CallPolicy, switch: str) -> bool:
         try:
-            return switches.is_down(self.data, switch)
-        except redis.RedisError as exc:
+            return switch in self.switched_off()
+        except redis.RedisError as exc:  # a reader that asks Redis each time (a test's seam)
             # The built-in backends keep everything in Redis: without it they cannot serve.
             raise _not_called(policy, f"{policy.system}: Redis unavailable: {type(exc).__name__}") from exc
 
@@ -496,7 +499,7 @@ def seam(app: Flask | None = None) -> Seam:
     if made is None:
         store = get_store(app)
         made = app.extensions[EXTENSION] = Seam(
-            get_redis(app), store.jobs,
+            functools.partial(switches.backends_down, app), store.jobs,
             failures=int(app.config.get("BREAKER_FAILURES") or DEFAULTS["BREAKER_FAILURES"]),
             reset=float(app.config.get("BREAKER_RESET") or DEFAULTS["BREAKER_RESET"]),
         )

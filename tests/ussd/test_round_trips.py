@@ -12,6 +12,7 @@ fakeredis and on the redis-server at REDIS_URL.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -58,9 +59,12 @@ class Wire:
     def __init__(self) -> None:
         self.trips: list[list[list[str]]] | None = None
         self.answered = True
+        self.thread = 0
 
     def sent(self, packed: bytes | str | list[bytes]) -> None:
-        if self.trips is not None:
+        # The hop's own thread: a background thread (state.tally's flusher, a breaker's copy)
+        # writing meanwhile is not the hop's cost.
+        if self.trips is not None and threading.get_ident() == self.thread:
             if self.trips and not self.answered:
                 # A cluster's pipeline writes to each node, then reads them all: one round trip.
                 self.trips[-1].extend(_commands(packed))
@@ -70,6 +74,7 @@ class Wire:
 
     @contextmanager
     def hop(self) -> Iterator[list[list[list[str]]]]:
+        self.thread = threading.get_ident()
         self.trips = trips = []
         try:
             yield trips
