@@ -176,6 +176,11 @@ def phone_orders(phone: str) -> str:
     return _key(phone, "orders")
 
 
+def target_orders(target: str) -> str:
+    """List: the latest order references of a meter or an account, newest first (the console's search)."""
+    return _key(f"target:{target}", "orders")
+
+
 def bill_payment(account_number: str, reference: str) -> str:
     """String: a bill payment posted by the built-in billing (JSON). Tagged like the
     account, so the payment and the balance change are one atomic script."""
@@ -376,6 +381,14 @@ def outage_retries() -> str:
     return _key("background", "outage-retries")
 
 
+# -- figures ------------------------------------------------------------------------
+def screen_figures(day: str) -> str:
+    """Hash: "<screen>:hops", "<screen>:drop_offs" and "<screen>:invalid" -> that UTC day's
+    count (YYYY-MM-DD), added to by every serving process (ussd.figures). The console's
+    tag (``tally``): state.tally writes it with the other figures, in one pipeline."""
+    return _key("tally", f"screens:{day}")
+
+
 # -- streams ------------------------------------------------------------------------
 def journal() -> str:
     """Stream of every state change (sessions now; orders, campaigns later)."""
@@ -385,3 +398,21 @@ def journal() -> str:
 def audit() -> str:
     """Stream of every admin action."""
     return _key("audit", "admin")
+
+
+# -- the operator console ------------------------------------------------------------
+def console_session(session_id: str) -> str:
+    """Hash: a signed-in operator's console session (who, csrf, lang, started); expires
+    when idle (utility.console.auth). Its own tag: one small key per operator."""
+    return _key(f"console:{session_id}", "session")
+
+
+def tally(name: str) -> str:
+    """The console's figures (state.tally): ``hops:<day>``, ``sessions:<minute>``, ``sms:<day>``,
+    ``orders:<day>``; one tag, so one pipeline writes a process's sums."""
+    return _key("tally", name)
+
+
+def failed_orders() -> str:
+    """List: the latest orders that ended failed, newest first (the console shows them first)."""
+    return _key("orders", "failed")
