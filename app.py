@@ -34,6 +34,10 @@ PROVIDER_VARIABLES = (
 # (merged below), which is also where its settings find what a mapping lacks.
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,  # None: embedded in-process store (see state.store)
+    # A move to paid waits for this many Redis replicas to have it (WAIT), at most REDIS_WAIT_MS:
+    # a master failing over right after a payment then cannot lose it (utility.orders.ReplicaWait).
+    "REDIS_WAIT_REPLICAS": 0,  # 0: no wait (replication stays asynchronous)
+    "REDIS_WAIT_MS": 100,
     "ADMIN_KEY": None,  # the key named "admin" (utility.operators); no key at all: the /admin endpoints do not exist
     "ADMIN_KEYS": None,  # named admin keys, {"alice": "<key>", ...} or "alice:<key>,...": hashed when the app is made
     "UTILITY_NAME": "Demo Eau & Electricite",  # the utility's, never the product's: main menu title, token SMS

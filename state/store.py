@@ -524,3 +524,34 @@ def redis_failure_means(
         return guarded
 
     return decorate
+
+
+# -- replication -------------------------------------------------------------------------------
+def execute_replicated(pipe: TextPipeline, client: TextRedis, key: str, replicas: int,
+                       timeout_ms: int) -> tuple[list[Any], int | None]:
+    """Execute ``pipe`` (not a MULTI: WAIT inside one does not wait) with ``WAIT replicas
+    timeout_ms`` sent last, to the master that holds ``key``: the pipeline's replies, and
+    how many replicas acknowledged every write made before the WAIT (None when the WAIT
+    itself failed: a server that refuses it, fakeredis). Replication is asynchronous; this
+    makes a write that must survive a failover wait for a replica, at most ``timeout_ms``.
+
+    WAIT counts replicas that have what *its own connection* wrote: sent on another pooled
+    connection it would answer at once, having waited for nothing. Queued on the pipeline it
+    travels on the pipeline's connection: a single Redis's pipeline is one connection, and a
+    Cluster's sends each node's commands on one connection to that node, in order."""
+    # The protocols type neither execute_command's routing nor the client underneath them.
+    queue: Any = pipe
+    underneath: Any = client
+    if isinstance(underneath, RedisCluster):
+        queue.execute_command("WAIT", replicas, timeout_ms, target_nodes=underneath.get_node_from_key(key))
+    else:
+        queue.execute_command("WAIT", replicas, timeout_ms)
+    replies = pipe.execute(raise_on_error=False)
+    *written, acknowledged = replies
+    for reply in written:
+        if isinstance(reply, Exception):
+            raise reply
+    if isinstance(acknowledged, Exception):
+        log.warning("WAIT after writing %s failed: %s", key, acknowledged)
+        return written, None
+    return written, int(acknowledged)

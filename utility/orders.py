@@ -28,16 +28,16 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from transitions import EventData, Machine, MachineError
 
-from state import journal, keys, limits, locks, metrics
+from state import journal, keys, limits, locks, metrics, store, tally
 from state.limits import Limit
-from state.store import TextRedis, caused_by_redis_outage
+from state.store import TextPipeline, TextRedis, caused_by_redis_outage
 from utility.billing import BillingBackend, BillingError
 from utility.calls import backoff
 from utility.customers import CustomerBase, mask_phone
@@ -62,6 +62,9 @@ FINAL = frozenset({"receipt_sent", "declined", "failed"})
 OPEN = frozenset({"created", "payment_pending", "paid", "paid_awaiting_fulfilment", "fulfilled"})
 DELIVERED = frozenset({"fulfilled", "receipt_sent"})
 RECENT_KEPT = 10
+FAILED_KEPT = 200  # the latest failed orders, for the console (keys.failed_orders)
+HISTORY_KEPT = 20  # moves an order keeps in its own record (an order makes five or six)
+TARGET_KEPT = 50  # the latest orders of each meter or account (keys.target_orders)
 # Backoff of fulfilment retries while a backend is down (utility.calls.backoff): 15 s at
 # first, doubling up to hourly, for as long as it takes (the Eneo outage lasted days).
 RETRY_FIRST, RETRY_CAP = 15.0, 3600.0
@@ -116,6 +119,9 @@ class Order:
     paid_at: float = 0.0  # when the payment succeeded (a bill paid late: is its penalty waived?)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
+    # Every move, [at, trigger, source, dest, why]: the order's own journal, read whole by the
+    # console (the journal stream has them too, among everything else). The last HISTORY_KEPT.
+    history: list[list[Any]] = field(default_factory=list)
 
     @property
     def final(self) -> bool:
@@ -147,6 +153,28 @@ class OrderLimits:
     orders: tuple[Limit, ...] = ()  # orders placed by one caller
     payer_prompts: tuple[Limit, ...] = ()  # payment prompts sent to one payer's handset
     resends: tuple[Limit, ...] = ()  # "resend my last token" by one caller
+
+
+@dataclass(frozen=True)
+class ReplicaWait:
+    """An order's move to paid waits for ``replicas`` Redis replicas to have it (WAIT), at
+    most ``timeout_ms``: a master dying right after the payment callback then does not take
+    the payment with it (replication is asynchronous)."""
+
+    replicas: int  # GUICHET_REDIS_WAIT_REPLICAS
+    timeout_ms: int  # GUICHET_REDIS_WAIT_MS: the most a payment callback waits for them
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> ReplicaWait | None:
+        """None: no wait (REDIS_WAIT_REPLICAS 0, the default). ValueError for a wait that
+        cannot work: WAIT 0 ms waits forever, and one as long as the socket timeout
+        (REDIS_TIMEOUT) would fail the save it follows."""
+        replicas, timeout_ms = int(config.get("REDIS_WAIT_REPLICAS") or 0), int(config.get("REDIS_WAIT_MS") or 0)
+        socket_ms = 1000 * float(config.get("REDIS_TIMEOUT") or store.TIMEOUT)
+        if replicas < 0 or (replicas and not 0 < timeout_ms < socket_ms):
+            raise ValueError(f"REDIS_WAIT_REPLICAS must be 0 or more, and REDIS_WAIT_MS from 1 to below "
+                             f"{socket_ms:.0f} (REDIS_TIMEOUT): not {replicas} and {timeout_ms}")
+        return cls(replicas, timeout_ms) if replicas else None
 
 
 @dataclass(frozen=True)
@@ -219,8 +247,10 @@ class Orders:
         customers: CustomerBase | None = None,
         limits: OrderLimits = OrderLimits(),
         penalties_waived: Callable[[str, datetime.datetime], bool] | None = None,
+        replica_wait: ReplicaWait | None = None,  # None: a move to paid does not wait for replicas
     ) -> None:
         self.redis = client
+        self.replica_wait = replica_wait
         self.customers = customers
         # (region, moment) -> whether an incident waived late-payment penalties there then
         # (utility.incidents): a bill receipt says so.
@@ -307,6 +337,8 @@ class Orders:
         pipe = self.redis.pipeline(transaction=False)
         pipe.lpush(keys.phone_orders(phone), reference)
         pipe.ltrim(keys.phone_orders(phone), 0, RECENT_KEPT - 1)
+        pipe.lpush(keys.target_orders(target), reference)
+        pipe.ltrim(keys.target_orders(target), 0, TARGET_KEPT - 1)
         journal.append(pipe, "order.created", order=reference, order_kind=kind, phone=phone, target=target, amount=amount)
         pipe.execute()
         with self._locked(reference) as order:
@@ -539,6 +571,41 @@ class Orders:
             return "payment back in the poller's index"
         return None
 
+    def find(self, number: str) -> list[Order]:
+        """The latest orders of a phone (E.164), a meter or an account, newest first; or the
+        order whose reference ``number`` is. For operators (the console, the admin API)."""
+        number = number.strip()
+        found = self.get(number) if number else None
+        if found is not None:
+            return [found]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lrange(keys.phone_orders(number), 0, RECENT_KEPT - 1)
+        pipe.lrange(keys.target_orders(number), 0, TARGET_KEPT - 1)
+        references = list(dict.fromkeys(sum(pipe.execute(), [])))
+        if not references:
+            return []
+        orders = [Order.from_json(raw) for raw in self.redis.mget([keys.order(r) for r in references]) if raw]
+        return sorted(orders, key=lambda order: order.created_at, reverse=True)
+
+    def resend_receipt(self, reference: str) -> bool:
+        """SMS an order's token again (an operator on the customer's word that it never came);
+        False when the order has no token to send. Not counted against the customer's own resends."""
+        order = self.get(reference)
+        if order is None or order.kind != UNITS or order.state not in DELIVERED or not order.receipt:
+            return False
+        self.messages.resend(order.phone, order.lang, [Vend.from_json(json.dumps(order.receipt))])
+        journal.append(self.redis, "order.tokens_resent", phone=order.phone, reference=reference, by="operator")
+        return True
+
+    def retry(self, reference: str) -> bool:
+        """Try an order's fulfilment now (an operator knows its backend is back); False when it
+        is not waiting for one."""
+        order = self.get(reference)
+        if order is None or order.state not in ("paid", "paid_awaiting_fulfilment"):
+            return False
+        self.later(reference, 0)
+        return True
+
     def retry_waiting(self) -> int:
         """Fulfil now every order waiting for its backend (an operator says it is back)."""
         references = sorted(self.redis.smembers(keys.waiting_orders()))
@@ -548,6 +615,7 @@ class Orders:
 
     def _save(self, order: Order, moves: list[tuple[str, str, str, str]]) -> None:
         order.updated_at = time.time()
+        order.history = (order.history + [[round(order.updated_at, 3), *move] for move in moves])[-HISTORY_KEPT:]
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(keys.order(order.reference), order.to_json())
         if order.state in OPEN:
@@ -561,10 +629,30 @@ class Orders:
         for trigger, source, dest, why in moves:
             journal.append(pipe, "order.transition", order=order.reference, trigger=trigger, source=source,
                            dest=dest, why=why)
-        pipe.execute()
+            if dest == "failed":
+                pipe.lpush(keys.failed_orders(), order.reference)
+                pipe.ltrim(keys.failed_orders(), 0, FAILED_KEPT - 1)
+        if self.replica_wait and any(dest == "paid" for _trigger, _source, dest, _why in moves):
+            self._execute_waiting_for_replicas(pipe, order, self.replica_wait)
+        else:
+            pipe.execute()
         for _trigger, source, dest, why in moves:
             metrics.order(order.kind, dest)
+            tally.event(None, "orders", dest)
             log.info("order %s %s -> %s %s (%s)", order.reference, source, dest, why, mask_phone(order.phone))
+
+    def _execute_waiting_for_replicas(self, pipe: TextPipeline, order: Order, wait: ReplicaWait) -> None:
+        """Save a move to paid, then wait for the replicas to have it (ReplicaWait), on the
+        master that holds the order. Fewer of them in time is a warning, not a failure: the
+        payment is taken and the customer served either way, but a failover now could lose
+        the order's move to paid (the sweep would then have to find the payment again)."""
+        started = time.monotonic()
+        _replies, acknowledged = store.execute_replicated(pipe, self.redis, keys.order(order.reference),
+                                                          wait.replicas, wait.timeout_ms)
+        if acknowledged is None or acknowledged < wait.replicas:
+            log.warning("order %s paid, but %s of %d Redis replicas had it after %.0f ms: a failover now could lose it",
+                        order.reference, "none" if acknowledged is None else acknowledged, wait.replicas,
+                        1000 * (time.monotonic() - started))
 
 
 def _same_order(existing: Order, asked: Order) -> bool:

@@ -22,7 +22,7 @@ from utility.billing import call_policy as billing_policy
 from utility.campaigns.service import Campaigns, CampaignSettings
 from utility.customers import RedisCustomerBase
 from utility.incidents.service import Incidents, IncidentSettings
-from utility.orders import OrderLimits, Orders
+from utility.orders import OrderLimits, Orders, ReplicaWait
 from utility.payments.base import PaymentProvider, PaymentResult
 from utility.vending.base import VendingBackend
 
@@ -93,7 +93,8 @@ def _build(app: Flask) -> Services:
     campaigns = Campaigns(client, customers, tz, CampaignSettings.from_config(app.config))
     incidents = Incidents(client, customers, tz, IncidentSettings.from_config(app.config, outbox.settings_of(app)))
     orders = Orders(client, vending_backend, billing, provider, SmsMessages(app), later, customers=customers,
-                    limits=order_limits, penalties_waived=incidents.penalties_waived)
+                    limits=order_limits, penalties_waived=incidents.penalties_waived,
+                    replica_wait=ReplicaWait.from_config(app.config))
     # A backend back (its breaker closed): the orders paid while it was down are fulfilled now,
     # not at their next scheduled retry, which may be up to RETRY_CAP away.
     calls.seam(app).when_closed(lambda system: _retry_soon(app, system))
