@@ -116,6 +116,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     metrics.init_app(app)  # GET /metrics
 
     from ussd import dial
+    from ussd import map as ussd_map
     from ussd import views as ussd_views
     from utility import admin, incidents
     from utility import cli as utility_cli
@@ -143,6 +144,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     incident_cli.init_app(app)  # `guichet incident`
     vending_cli.init_app(app)
     dial.init_app(app)
+    ussd_map.init_app(app)  # `guichet menu graph`
 
     from state import worker
 

@@ -8,6 +8,7 @@ contention become polite END screens, never errors the gateway would show as a c
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -33,11 +34,17 @@ class Settings:
     default_language: str  # DEFAULT_LANGUAGE
 
 
+# (screen shown, screens an input was refused on): in memory, the hop cannot spare a round trip
+CountScreens = Callable[[str, Sequence[str]], None]
+
+
 class Engine:
-    def __init__(self, store: SessionStore, services: Services, settings: Settings) -> None:
+    def __init__(self, store: SessionStore, services: Services, settings: Settings,
+                 count_screens: CountScreens = lambda shown, refused: None) -> None:
         self.store = store
         self.services = services
         self.settings = settings
+        self.count_screens = count_screens  # the menu map's figures (ussd.figures)
 
     def answer(self, hop: Hop) -> Screen:
         try:
@@ -77,6 +84,7 @@ class Engine:
             held,
         )
         metrics.hop(hop.gateway, session.state, "end" if screen.end else "continue")
+        self.count_screens(session.state, outcome.refused)
         return screen
 
     def _session_and_inputs(self, hop: Hop, loaded: Loaded) -> tuple[Session, list[str]]:

@@ -113,6 +113,7 @@ class Visit:
         self.refusal: str | None = None  # why a checked value was refused: the hint shown
         # Journal entries of the hop's domain actions, written with the session (one round trip)
         self.journal: list[dict[str, str]] = []
+        self.refused: list[str] = []  # the screens an input was refused on (ussd.figures counts them)
 
     # -- machine-wide callbacks --------------------------------------------------------
     def before_move(self, event: EventData) -> None:
@@ -155,6 +156,7 @@ MACHINE = Machine(
 # -- applying one input -------------------------------------------------------------------
 def _refuse(visit: Visit, hint: str) -> None:
     session = visit.session
+    visit.refused.append(visit.state)
     session.invalid += 1
     session.hint = hint
     if session.invalid >= MAX_INVALID:
@@ -248,6 +250,7 @@ class Outcome:
     moves: list[tuple[str, str, str]]
     language_changed: bool
     journal: list[dict[str, str]]
+    refused: list[str]
 
 
 # Visits attached to MACHINE and free to borrow; one per hop running at once, at most.
@@ -282,6 +285,6 @@ def run(session: Session, inputs: list[str], services: Services) -> Outcome:
             session.state = visit.state
             if SCREENS[visit.state].kind == "end":
                 break
-        return Outcome(visit.moves, visit.language_changed, visit.journal)
+        return Outcome(visit.moves, visit.language_changed, visit.journal, visit.refused)
     finally:
         _give_back(visit)

@@ -6,20 +6,24 @@ nothing.
 """
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
 
 import redis
 from flask import Blueprint, Flask, Response, abort, current_app, request
 
-from state import journal, logs, metrics
-from state.sessions import SessionStore
+from state import journal, keys, logs, metrics, tally
+from state.sessions import SESSION_FIELD, SessionStore
 from state.store import get_redis
+from ussd import figures
 from ussd.admission import Admission
 from ussd.catalogue import text
 from ussd.engine import Engine, Settings
+from ussd.flows import SCREENS
 from ussd.gateways import GATEWAYS, BadCallback
-from ussd.gateways.base import check_body_size
+from ussd.gateways.base import check_body_size, phone_number
 from ussd.screens import Screen
 from utility.access import GatewayAccess
 from utility.customers import mask_phone
@@ -56,6 +60,7 @@ def _build_engine(app: Flask) -> Engine:
         ),
         services(app),
         Settings(utility=str(config["UTILITY_NAME"]), default_language=str(config["DEFAULT_LANGUAGE"])),
+        count_screens=functools.partial(figures.hop, app),
     )
 
 
@@ -112,6 +117,7 @@ def hop(gateway: str) -> Response:
         took = time.perf_counter() - started
         admission.done(took)
         metrics.hop_seconds(gateway, took)
+    tally.hop(current_app._get_current_object(), parsed.session_id)  # type: ignore[attr-defined]
     return adapter.respond(screen)
 
 
@@ -136,7 +142,9 @@ def africastalking_session_end() -> Response:
     """Africa's Talking's end-of-session notification: journaled for support and figures.
 
     A session that ended Incomplete or Failed keeps its resume point (written on every
-    mid-flow hop), so the customer's next dial offers to continue.
+    mid-flow hop), so the customer's next dial offers to continue, and counts as a drop-off
+    on the screen it stood on (ussd.figures): its record says which (kept SESSION_TTL seconds
+    after its last hop), read in the journal's round trip.
     """
     # Capped like the hops: a notification is a few hundred bytes, and what it carries
     # goes into the journal, so an unbounded one would fill Redis.
@@ -152,9 +160,14 @@ def africastalking_session_end() -> Response:
     if not field("sessionId").strip():
         return bad_request("missing field: sessionId")
     logs.bind(session=field("sessionId")[:64])  # the dialogue's hops carry the same
+    completed = field("status") == "Success"
+    record = None if completed else _session_record(field("phoneNumber"), form.get("sessionId", "").strip())
     try:
+        pipe = get_redis().pipeline(transaction=False)
+        if record is not None:
+            pipe.hget(record, SESSION_FIELD)
         journal.append(
-            get_redis(),
+            pipe,
             "ussd.session_end",
             session=field("sessionId"),
             phone=field("phoneNumber"),
@@ -163,12 +176,34 @@ def africastalking_session_end() -> Response:
             duration_ms=field("durationInMillis"),
             error=field("errorMessage"),
         )
+        saved = pipe.execute()
+        screen = _screen_of(saved[0]) if record is not None else None
+        if screen is not None:
+            figures.drop_off(current_app._get_current_object(), screen)  # type: ignore[attr-defined]
     except redis.RedisError:  # a notification is informative: never fail the gateway for it
         log.exception("could not journal a session end")
     # "Success": the customer reached an end; "Incomplete" (hung up, timed out) or "Failed": not.
-    metrics.session("completed" if field("status") == "Success" else "abandoned")
+    metrics.session("completed" if completed else "abandoned")
     log.info("session end %s %s", mask_phone(field("phoneNumber")), field("status")[:20])
     return Response("", status=200, mimetype="text/plain")
+
+
+def _session_record(phone: str, session_id: str) -> str | None:
+    """The key of the session a notification is about, as its hops wrote it (the number as
+    the hops normalise it); None for a number no hop would have taken."""
+    try:
+        return keys.session(phone_number(phone, "phoneNumber"), session_id)
+    except BadCallback:
+        return None
+
+
+def _screen_of(raw: str | None) -> str | None:
+    """The screen a saved session stands on; None when it is gone (expired) or unreadable."""
+    try:
+        state = json.loads(raw or "null")["state"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return state if isinstance(state, str) and state in SCREENS else None
 
 
 def open_warning(app: Flask) -> str | None:
