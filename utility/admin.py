@@ -16,6 +16,10 @@ through TRUSTED_PROXIES only) and how it ended. No key is ever written anywhere.
     POST /admin/breakers/<system>/reset     close one: the operator says the system is back
     GET  /admin/calls                       this process's counts of outside calls by system and outcome
     GET  /admin/audit?limit=50&before=<id>  the audit, newest first, a page at a time (``next``: the cursor)
+    GET  /admin/orders?q=<number>           the latest orders of a phone, meter or account (or one reference)
+    GET  /admin/orders/<reference>          one order, with its journal (every move and its time)
+    POST /admin/orders/<reference>/resend   SMS its token again (a delivered purchase)
+    POST /admin/orders/<reference>/retry    try its fulfilment now (paid, waiting for its backend)
 
 Reading the audit is audited too: who looked at the trail matters when a key leaks, and the
 cursor (``before``, a stream id) keeps pages stable however many entries arrive meanwhile.
@@ -39,7 +43,7 @@ from werkzeug.exceptions import HTTPException
 from sms.gsm import gsm7_septets
 from state import keys, switches
 from state.store import TextCommands, get_redis
-from utility import access, calls, customer_csv, operators, payments, vending
+from utility import access, calls, customer_csv, operations, operators
 from utility.customers import RedisCustomerBase
 from utility.gate import upload
 
@@ -81,22 +85,29 @@ def require_admin(view: Callable[..., Any]) -> Callable[..., Response]:
     def checked(*args: Any, **kwargs: Any) -> Response:
         g.admin_name, refusal = _operator()
         if refusal:
-            _audit("refused", refusal)
+            record_audit("refused", refusal)
             response = make_response(jsonify(error=refusal), 401)
             response.headers["WWW-Authenticate"] = 'Bearer realm="guichet admin"'
             return response
-        try:
-            response = make_response(view(*args, **kwargs))
-        except HTTPException as exc:  # a body over MAX_CONTENT_LENGTH, ...
-            _audit("rejected", f"{exc.code} {exc.name}")
-            raise
-        except Exception:
-            _audit("failed", "internal error")
-            raise
-        _audit("done" if response.status_code < 400 else "rejected", g.get("audit_detail", ""))
-        return response
+        return audited(view, *args, **kwargs)
 
     return checked
+
+
+def audited(view: Callable[..., Any], *args: Any, **kwargs: Any) -> Response:
+    """``view``'s response, with its audit entry written however it ended (the admin API's
+    calls and the console's actions alike; ``g.admin_name`` says who)."""
+    try:
+        response = make_response(view(*args, **kwargs))
+    except HTTPException as exc:  # a body over MAX_CONTENT_LENGTH, ...
+        record_audit("rejected", f"{exc.code} {exc.name}")
+        raise
+    except Exception:
+        record_audit("failed", "internal error")
+        raise
+    # A redirect is how a console form says it did what was asked.
+    record_audit("done" if response.status_code < 400 else "rejected", g.get("audit_detail", ""))
+    return response
 
 
 def audit_detail(detail: str) -> None:
@@ -159,7 +170,7 @@ def switch_backend(backend: str) -> tuple[Response, int]:
     """Switch a built-in backend down or up (demonstrations, tests, drills):
     ``{"state": "down"}`` or ``{"state": "up"}``. A backend that is the utility's real
     system (XMLVend vending, MTN MoMo) cannot be switched from here: 404."""
-    if backend not in _builtin_backends():
+    if backend not in operations.builtin_backends():
         audit_detail(f"{backend}: not a built-in backend")
         return jsonify(error=f"no built-in backend {backend!r} to switch"), 404
     body = request.get_json(silent=True)
@@ -167,13 +178,7 @@ def switch_backend(backend: str) -> tuple[Response, int]:
     if wanted not in ("down", "up"):
         audit_detail(f"{backend}: bad state")
         return jsonify(error='send {"state": "down"} or {"state": "up"}'), 400
-    switches.set_down(get_redis(), backend, wanted == "down")
-    switches.forget_services(current_app)
-    retried = 0
-    if wanted == "up" and backend in ("vending", "billing"):
-        from utility.services import services
-
-        retried = services().orders.retry_waiting()  # paid orders waiting for it: now
+    retried = operations.switch_backend(backend, wanted == "down")  # up: paid orders waiting for it, now
     audit_detail(f"{backend} {wanted}, {retried} waiting order(s) retried")
     return jsonify(backend=backend, state=wanted, retried=retried, backends=switches.states(get_redis())), 200
 
@@ -252,19 +257,12 @@ def _service_switch(body: dict[str, Any], languages: tuple[str, ...]) -> tuple[b
 
 
 # -- outside systems: breakers and calls ---------------------------------------------------------------
-def _seam() -> calls.Seam:
-    from utility.services import services
-
-    services()  # builds the backends, and with them their breakers
-    return calls.seam()
-
-
 @bp.get("/breakers")
 @require_admin
 def list_breakers() -> tuple[Response, int]:
     """Each breaker as every process sees it: state (closed | open | half_open: open with its
     probe due), failures in a row, when it opened and when it lets a call through again."""
-    seam = _seam()
+    seam = operations.seam()
     return jsonify(breakers=[breaker.to_json() for breaker in seam.read()], failures_to_open=seam.failures,
                    reset_seconds=seam.reset_seconds), 200
 
@@ -272,13 +270,11 @@ def list_breakers() -> tuple[Response, int]:
 @bp.post("/breakers/<system>/reset")
 @require_admin
 def reset_breaker(system: str) -> tuple[Response, int]:
-    seam = _seam()
-    if system not in seam.systems():
+    breaker = operations.reset_breaker(system)
+    if breaker is None:
         audit_detail(f"{system}: no such breaker")
-        return jsonify(error=f"no breaker {system!r}: one of {', '.join(seam.systems())}"), 404
-    seam.reset(system)
+        return jsonify(error=f"no breaker {system!r}: one of {', '.join(operations.seam().systems())}"), 404
     audit_detail(f"{system} breaker closed")
-    (breaker,) = [b for b in seam.read() if b.system == system]
     return jsonify(breaker.to_json()), 200
 
 
@@ -290,16 +286,6 @@ def list_calls() -> tuple[Response, int]:
                         for outcome, t in outcomes.items()}
                for system, outcomes in calls.tallies().items()}
     return jsonify(calls=counted), 200
-
-
-def _builtin_backends() -> set[str]:
-    config = current_app.config
-    builtin = {"billing"}  # billing has no external adapter yet
-    if vending.backend_name(config) == "builtin":
-        builtin.add("vending")
-    if payments.configured_name(current_app) == payments.demo.NAME:
-        builtin.add("payments")
-    return builtin
 
 
 def _operator() -> tuple[str, str | None]:
@@ -319,7 +305,8 @@ def _operator() -> tuple[str, str | None]:
     return name, None
 
 
-def _audit(outcome: str, detail: str) -> None:
+def record_audit(outcome: str, detail: str) -> None:
+    """One audit entry for the current request: who (``g.admin_name``), what, when, from where."""
     entry = {
         "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "who": g.get("admin_name", UNKNOWN),
@@ -332,6 +319,59 @@ def _audit(outcome: str, detail: str) -> None:
     if entry["remote_addr"] != (request.remote_addr or ""):
         entry["via"] = request.remote_addr or ""
     get_redis().xadd(keys.audit(), entry, maxlen=AUDIT_MAX_ENTRIES, approximate=True)
+
+
+# -- orders -------------------------------------------------------------------------------------------
+def _order_json(order: Any) -> dict[str, Any]:
+    shown = {name: getattr(order, name) for name in ("reference", "kind", "phone", "target", "amount", "payer",
+                                                       "provider", "state", "reason", "created_at", "updated_at")}
+    shown["journal"] = [dict(zip(("at", "trigger", "source", "dest", "why"), move, strict=True))
+                        for move in order.history]
+    return shown
+
+
+@bp.get("/orders")
+@require_admin
+def find_orders() -> tuple[Response, int]:
+    from utility.services import services
+
+    query = request.args.get("q", "").strip()[:64]
+    if not query:
+        return jsonify(error="send ?q= a reference, a phone (E.164), a meter or an account number"), 400
+    found = services().orders.find(query)
+    audit_detail(f"looked up orders: {len(found)} found")
+    return jsonify(orders=[_order_json(order) for order in found]), 200
+
+
+@bp.get("/orders/<reference>")
+@require_admin
+def show_order(reference: str) -> tuple[Response, int]:
+    from utility.services import services
+
+    order = services().orders.get(reference)
+    if order is None:
+        return jsonify(error=f"no order {reference!r}"), 404
+    return jsonify(_order_json(order)), 200
+
+
+@bp.post("/orders/<reference>/<action>")
+@require_admin
+def act_on_order(reference: str, action: str) -> tuple[Response, int]:
+    from utility.services import services
+
+    orders = services().orders
+    if action not in ("resend", "retry"):
+        return jsonify(error="the actions are resend and retry"), 404
+    if orders.get(reference) is None:
+        audit_detail(f"order {reference}: unknown")
+        return jsonify(error=f"no order {reference!r}"), 404
+    done = orders.resend_receipt(reference) if action == "resend" else orders.retry(reference)
+    if not done:
+        audit_detail(f"order {reference}: nothing to {action}")
+        why = "no token to send again" if action == "resend" else "not waiting for its backend"
+        return jsonify(error=f"order {reference}: {why}"), 409
+    audit_detail(f"order {reference}: {'token SMS sent again' if action == 'resend' else 'fulfilment retried'}")
+    return jsonify(reference=reference, done=action), 200
 
 
 # -- the audit, read back ------------------------------------------------------------------------------

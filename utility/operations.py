@@ -1,0 +1,51 @@
+"""What an operator does, one plain function each: the admin API (utility.admin) and the console
+(utility.console) call the same ones, so a click and a curl cannot drift apart."""
+from __future__ import annotations
+
+from flask import current_app
+
+from state import switches
+from state.store import get_redis
+from utility import calls, payments, vending
+
+
+def builtin_backends() -> set[str]:
+    """The backends Guichet itself plays (demonstrations, drills), which an operator may switch:
+    never the utility's real systems (XMLVend vending, MTN MoMo)."""
+    config = current_app.config
+    builtin = {"billing"}  # billing has no external adapter yet
+    if vending.backend_name(config) == "builtin":
+        builtin.add("vending")
+    if payments.configured_name(current_app) == payments.demo.NAME:
+        builtin.add("payments")
+    return builtin
+
+
+def switch_backend(backend: str, down: bool) -> int:
+    """Switch a built-in backend down or up; back up, the paid orders waiting for it are
+    retried now. Returns how many were."""
+    switches.set_down(get_redis(), backend, down)
+    switches.forget_services(current_app)
+    if down or backend not in ("vending", "billing"):
+        return 0
+    from utility.services import services
+
+    return services().orders.retry_waiting()
+
+
+def seam() -> calls.Seam:
+    """The breakers, built with the backends if nothing has built them yet."""
+    from utility.services import services
+
+    services()
+    return calls.seam()
+
+
+def reset_breaker(system: str) -> calls.BreakerState | None:
+    """Close a system's breaker (the operator says it is back); None: no such breaker."""
+    built = seam()
+    if system not in built.systems():
+        return None
+    built.reset(system)
+    (breaker,) = [b for b in built.read() if b.system == system]
+    return breaker
