@@ -19,6 +19,7 @@ from sms.catalogue import DEFAULT_LANGUAGE
 from utility import operators
 from utility.calls import DEFAULTS as CALL_DEFAULTS
 from utility.campaigns import DEFAULTS as CAMPAIGN_DEFAULTS
+from utility.console import DEFAULTS as CONSOLE_DEFAULTS
 from utility.payments import DEFAULTS as PAYMENT_DEFAULTS
 from utility.vending import DEFAULTS as VENDING_DEFAULTS
 
@@ -81,6 +82,7 @@ DEFAULTS: dict[str, Any] = {
     **PAYMENT_DEFAULTS,  # PAYMENT_PROVIDER (demo) or MTN MoMo Collection, the poller...
     **CAMPAIGN_DEFAULTS,  # CAMPAIGN_DELIVERY_HOURS: when an accepted registration is promised its credit
     **CALL_DEFAULTS,  # BREAKER_FAILURES, BREAKER_RESET: the breakers around vending, billing, payments
+    **CONSOLE_DEFAULTS,  # CONSOLE_IDLE_TIMEOUT, CONSOLE_MAX_AGE: the operator console's sessions
 }
 
 
@@ -118,7 +120,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from ussd import dial
     from ussd import map as ussd_map
     from ussd import views as ussd_views
-    from utility import admin, incidents
+    from utility import admin, console, incidents
     from utility import cli as utility_cli
     from utility.campaigns import admin as campaign_admin
     from utility.campaigns import cli as campaign_cli
@@ -139,6 +141,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     admin.init_app(app)  # registers /admin only when ADMIN_KEY is set
     campaign_admin.init_app(app)  # /admin/campaigns, likewise
     incidents.init_app(app)  # /admin/incidents likewise, the broadcast pump, INFO by SMS
+    console.init_app(app)  # /console likewise; the web phone also on the embedded store
     utility_cli.init_app(app)
     campaign_cli.init_app(app)  # `guichet campaign`
     incident_cli.init_app(app)  # `guichet incident`
@@ -217,6 +220,8 @@ def serve_command(
 
     if (warning := open_warning(app)) is not None:
         app.logger.warning("%s", warning)
+    for line in web_pages(app, host, port):
+        app.logger.info("%s", line)
     if "GUICHET_PUBLIC_URL" not in os.environ and port != 8000:
         # So the demo provider calls us back; in the environment, for granian's processes.
         os.environ["GUICHET_PUBLIC_URL"] = app.config["PUBLIC_URL"] = f"http://127.0.0.1:{port}"
@@ -226,6 +231,20 @@ def serve_command(
     else:
         serve_with_gunicorn(app, host, port, workers, threads or 16, access_log, background=not no_worker,
                             embedded=embedded)
+
+
+def web_pages(app: Flask, host: str, port: int) -> list[str]:
+    """Where a person finds the console and the web phone, or why they are not there."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}/console"
+    lines = []
+    if "console.overview" in app.view_functions:
+        lines.append(f"operator console: {base}/ (sign in with an admin key)")
+    else:
+        lines.append("operator console: off (set GUICHET_ADMIN_KEY, 16 characters or more, to have it)")
+    if "phone.page" in app.view_functions:
+        lines.append(f"web phone: {base}/phone/")
+    return lines
 
 
 def serving_app() -> Flask:

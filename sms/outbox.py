@@ -68,7 +68,7 @@ from sms import DEFAULTS
 from sms.client import OutgoingSms, SmsClient, SmsError, mask_digits
 from sms.gsm import sms_segments
 from sms.providers import call_policy, client_from_config, provider_name, timeout
-from state import journal, keys, metrics, worker
+from state import journal, keys, metrics, tally, worker
 from state.store import TextRedis, get_redis, get_store
 from utility import calls
 from utility.customers import mask_phone
@@ -253,6 +253,7 @@ def send(app: Flask | None, to: str, body: str, reference: str, kind: str) -> st
     # (about 4.5 KB a message for 500 s) made a 100,000-recipient broadcast cost 450 MB.
     worker.queue(app, queue_of(kind)).enqueue(deliver, message_id, result_ttl=0)
     metrics.sms(settings.provider, "queued")
+    tally.event(app, "sms", "queued")
     log.info("sms %s (%s) queued for %s, %d segment(s)", message_id, kind, mask_phone(to), segments)
     return message_id
 
@@ -315,8 +316,11 @@ def _count(fields: Mapping[str, str], update: Mapping[str, str]) -> None:
     if "state" in update:
         state = update["state"]
         metrics.sms(fields.get("provider", ""), "requeued" if state == "queued" else state)
+        if state != "queued":  # a requeue: counted when it is sent
+            tally.event(None, "sms", state)
     elif "delivery" in update:
         metrics.sms(fields.get("provider", ""), f"delivery_{update['delivery']}")
+        tally.event(None, "sms", update["delivery"])
 
 
 # -- delivery (the rq job) ------------------------------------------------------------------------

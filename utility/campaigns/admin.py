@@ -128,7 +128,12 @@ def registrations(code: str) -> Response | tuple[Response, int]:
     if campaigns.get(code) is None:
         return _unknown(code)
     audit_detail(f"{code}: export")
+    return registrations_download(campaigns, code)
 
+
+def registrations_download(campaigns: Campaigns, code: str) -> Response:
+    """Every registration of campaign ``code`` as a streamed CSV (this API's export and the
+    console's download alike)."""
     rows = ((r.reference, r.account, r.meter, r.phone, r.channel, r.at.isoformat(), r.state, r.reason)
             for r in campaigns.registrations(code))
     return csv_download(EXPORT_COLUMNS, rows, f"{code}-registrations.csv")

@@ -44,8 +44,7 @@ def _dry_run() -> bool:
 
 
 def _previewed(preview: Preview) -> tuple[Response, int]:
-    audit_detail(f"dry run {preview.action} {preview.incident.id}: {preview.audience.recipients} recipient(s), "
-                 f"{preview.audience.total_segments} segment(s){'' if preview.broadcast else ', no broadcast'}")
+    audit_detail(preview.summary())
     return jsonify(preview.to_json()), 200
 
 

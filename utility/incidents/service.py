@@ -109,6 +109,11 @@ class Preview:
     broadcast: bool  # whether the action texts anyone (the incident's "broadcast")
     audience: Audience
 
+    def summary(self) -> str:
+        """The dry run in a line, as the audit keeps it."""
+        return (f"dry run {self.action} {self.incident.id}: {self.audience.recipients} recipient(s), "
+                f"{self.audience.total_segments} segment(s){'' if self.broadcast else ', no broadcast'}")
+
     def to_json(self) -> dict[str, Any]:
         return {"dry_run": True, "action": self.action, "event": self.event, "broadcast": self.broadcast,
                 "incident": self.incident.to_json(), **self.audience.to_json()}
