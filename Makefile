@@ -14,9 +14,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Readable log lines for a person at the terminal (production's default is JSON lines).
+# Readable log lines for a person at the terminal (production's default is JSON lines), and SMS
+# written whole to .guichet/sms.jsonl, where the web phone (/console/phone) reads them.
 run: install
-	GUICHET_LOG_FORMAT=$${GUICHET_LOG_FORMAT:-console} $(BIN)/guichet serve
+	mkdir -p .guichet && GUICHET_LOG_FORMAT=$${GUICHET_LOG_FORMAT:-console} \
+	GUICHET_SMS_PROVIDER=$${GUICHET_SMS_PROVIDER:-file} GUICHET_SMS_FILE=$${GUICHET_SMS_FILE:-.guichet/sms.jsonl} \
+	$(BIN)/guichet serve
 
 test: install
 	$(BIN)/ruff check .

@@ -8,69 +8,21 @@ dial -> 1 -> meter -> amount -> pay -> confirm -> (approve) -> SMS with the toke
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 
 import pytest
-from flask import Flask
-from werkzeug.serving import make_server
 
-from app import create_app
-from state import journal, worker
+from state import journal
 from state.store import get_redis
 from tests.conftest import ADMIN_KEY
-from tests.sms.fixtures import africastalking_config, africastalking_standin  # noqa: F401 (fixture)
-from tests.sms.standin_africastalking import AfricasTalkingStandin
+from tests.live import serving, wait_for
+from tests.redis_server import free_port  # noqa: F401 (tests/test_worker.py imports it from here)
+from tests.sms.fixtures import africastalking_standin  # noqa: F401 (fixture)
 from tests.ussd.conftest import ONE_METER, Phone, postpaid, prepaid
-from utility.customers import Account
 from utility.services import services
 
 PAYER_DECLINED = "+237699000109"  # the demo provider declines payers ending in 9
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], object], seconds: float = 20) -> object:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
-
-
-@contextmanager
-def serving(fake_redis, standin: AfricasTalkingStandin, customers: list[Account], **config: object) -> Iterator[Flask]:
-    """The app served on a free local port with its background worker beside it, the demo
-    provider approving over HTTP, SMS through the Africa's Talking SDK to ``standin``."""
-    port = free_port()
-    app = create_app({
-        "TESTING": True,
-        "REDIS_CLIENT": fake_redis,
-        "ADMIN_KEY": ADMIN_KEY,
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "DEMO_PAYMENT_DELAY": 0.2,
-        "SMS_SWEEP_EVERY": 0,
-        **africastalking_config(standin),
-        **config,
-    })
-    services(app).customers.upsert(customers)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    background = worker.start_in_thread(app)
-    try:
-        yield app
-    finally:
-        background.stop()
-        server.shutdown()
 
 
 @pytest.fixture
