@@ -22,15 +22,15 @@ from typing import NoReturn
 import fakeredis
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, ViewportSize, sync_playwright
 
 from state.store import get_redis
 from tests.live import serve
 from utility.customers import RedisCustomerBase
 from utility.demo import seed_demo
 
-LAPTOP = {"width": 1366, "height": 768}
-PHONE_WIDTH = {"width": 375, "height": 740}
+LAPTOP: ViewportSize = {"width": 1366, "height": 768}
+PHONE_WIDTH: ViewportSize = {"width": 375, "height": 740}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 # Named operator keys, as a utility configures them (utility.operators): the audit says who acted.
@@ -133,15 +133,16 @@ def live(tmp_path: Path) -> Iterator[Live]:
 
 
 @pytest.fixture
-def screenshot(tmp_path: Path) -> Callable[[Page, str], Path]:
+def screenshot(tmp_path: Path) -> Callable[..., Path]:
     """``screenshot(page, "phone-laptop")``: the page as the browser shows it, as a PNG under
-    docs/screenshots/ with GUICHET_SCREENSHOTS=1, else in the test's tmp folder."""
+    docs/screenshots/ with GUICHET_SCREENSHOTS=1, else in the test's tmp folder. ``full_page=False``
+    keeps only the screen's worth a laptop shows (a very long page would be unreadable shrunk)."""
     folder = SCREENSHOTS if os.environ.get("GUICHET_SCREENSHOTS") == "1" else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
 
-    def take(page: Page, name: str) -> Path:
+    def take(page: Page, name: str, full_page: bool = True) -> Path:
         path = folder / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full_page)
         return path
 
     return take

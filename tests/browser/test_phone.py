@@ -4,10 +4,12 @@ and watches the token SMS arrive in the page's list once the demo provider appro
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import OPERATOR_KEY, PHONE_WIDTH, SERVICE_CODE
+from tests.browser.conftest import OPERATOR_KEY, PHONE_WIDTH, SERVICE_CODE, Live
 from utility.demo import PHONE_ONE_METER
 
 
@@ -27,7 +29,7 @@ def send(page: Page, answer: str) -> None:
     expect(page.get_by_label("Votre réponse").or_(page.get_by_role("button", name="Appeler"))).to_be_visible()
 
 
-def test_dial_buy_units_and_see_the_token_sms_arrive(page: Page, live, screenshot) -> None:
+def test_dial_buy_units_and_see_the_token_sms_arrive(page: Page, live: Live, screenshot: Callable[..., Path]) -> None:
     sign_in_to_the_phone(page)
     expect(page.get_by_label("Numéro à composer")).to_have_value(SERVICE_CODE)
     expect(page.get_by_label("Numéro de téléphone")).to_have_value(PHONE_ONE_METER)
@@ -62,7 +64,7 @@ def test_dial_buy_units_and_see_the_token_sms_arrive(page: Page, live, screensho
     screenshot(page, "phone-token-sms")
 
 
-def test_the_phone_fits_a_phone_width_screen(page: Page, screenshot) -> None:
+def test_the_phone_fits_a_phone_width_screen(page: Page, screenshot: Callable[..., Path]) -> None:
     page.set_viewport_size(PHONE_WIDTH)
     sign_in_to_the_phone(page)
     page.get_by_role("button", name="Appeler").click()
