@@ -271,3 +271,11 @@ def test_an_operator_who_chose_english_reads_the_phone_in_english(demo):
     phone = WebPhone(demo).dial()
     assert "CON: the screen waits for an answer" in phone.page
     assert "of 182 characters (GSM-7)" in phone.page
+
+
+def test_another_sites_form_cannot_drive_the_open_demo_phone(demo):
+    """Open on the embedded store, but a form from elsewhere lacks the page's token (its cookie
+    cannot be read from another site): refused, nothing dialled."""
+    forged = demo.post("/console/phone/", data={"code": "*384#", "phone": PHONE_ONE_METER, "action": "dial"})
+    assert forged.status_code == 400
+    assert "Acheter des unités" in WebPhone(demo).dial().screen  # the page's own form still dials

@@ -109,7 +109,7 @@ def when(value: Any) -> str:
     return local.strftime("%d/%m/%Y %H:%M:%S" if language() == "fr" else "%Y-%m-%d %H:%M:%S")
 
 
-def _secure(response: Response) -> Response:
+def secure(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
@@ -133,5 +133,5 @@ def init_app(app: Flask) -> None:
     phone.init_app(app)
 
 
-bp.after_request(_secure)
-common.after_request(_secure)
+bp.after_request(secure)
+common.after_request(secure)

@@ -86,6 +86,20 @@ def csrf_field() -> Markup:
     return Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, csrf_token())
 
 
+def anonymous_form_ok() -> bool:
+    """Whether a form posted by someone not signed in (the sign-in form, the open web phone)
+    carries the token its page set in a cookie: another site cannot read that cookie, so it
+    cannot forge the form (double submit)."""
+    return _same(_csrf_sent(), request.cookies.get(SIGNIN_COOKIE, ""))
+
+
+def keep_anonymous_token(response: Response) -> Response:
+    """Set the cookie that ``anonymous_form_ok`` checks against (the token the page's forms carry)."""
+    response.set_cookie(SIGNIN_COOKIE, csrf_token(), httponly=True, samesite="Strict", secure=request.is_secure,
+                        path="/console")
+    return response
+
+
 def _csrf_sent() -> str:
     return request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER, "")
 
@@ -142,7 +156,7 @@ def signin() -> Response:
     error = ""
     status = 200
     if request.method == "POST":
-        if not _same(request.form.get(CSRF_FIELD, ""), request.cookies.get(SIGNIN_COOKIE, "")):
+        if not anonymous_form_ok():
             error, status = t("auth.csrf"), 400
         else:
             name = operators.keyring(current_app.config).name_of(request.form.get("key", ""))
@@ -152,11 +166,8 @@ def signin() -> Response:
                 error, status = t("auth.wrong_key"), 401
             else:
                 return _start_session(name)
-    response = make_response(render_template("console/signin.html", error=error,
-                                             next=request.values.get("next", "")), status)
-    response.set_cookie(SIGNIN_COOKIE, csrf_token(), httponly=True, samesite="Strict", secure=request.is_secure,
-                        path="/console")
-    return response
+    return keep_anonymous_token(make_response(render_template("console/signin.html", error=error,
+                                                              next=request.values.get("next", "")), status))
 
 
 def _start_session(name: str) -> Response:

@@ -33,15 +33,15 @@ from ussd.dial import DEFAULT_CODE, DEFAULT_NETWORK, new_session_id
 from ussd.gateways.base import configured_codes
 from utility import admin
 from utility.access import TOKEN_HEADER, GatewayAccess
-from utility.console import _secure
-from utility.console.auth import current, phone_open, signed_in
+from utility.console import secure, t
+from utility.console.auth import anonymous_form_ok, current, keep_anonymous_token, phone_open, signed_in
 from utility.customers import mask_phone
 from utility.demo import DEMO_PHONES
 from utility.phones import is_e164
 from utility.services import services
 
 phone_bp = Blueprint("phone", __name__, url_prefix="/console/phone", template_folder="templates")
-phone_bp.after_request(_secure)
+phone_bp.after_request(secure)
 
 GATEWAY = "africastalking"
 SMS_SHOWN = 10  # the latest ones: a phone's inbox, not the provider's history
@@ -124,7 +124,10 @@ def guarded(view: Callable[..., Any]) -> Callable[..., Response]:
     @functools.wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Response:
         if current() is None and phone_open(current_app):
-            return make_response(view(*args, **kwargs))
+            # Open, but not to another site's forms: the page's own token, double-submitted.
+            if request.method == "POST" and not anonymous_form_ok():
+                return make_response(t("auth.csrf"), 400)
+            return make_response(keep_anonymous_token(make_response(view(*args, **kwargs))))
         return make_response(protected(*args, **kwargs))
 
     return checked
