@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -109,27 +110,31 @@ class Live:
         return [message for message in map(json.loads, lines) if message["to"] == phone]
 
 
-@pytest.fixture
-def live(tmp_path: Path) -> Iterator[Live]:
+@contextmanager
+def demo_server(sms_file: Path, **config: object) -> Iterator[Live]:
     """The app as `make run` serves it for a demo, plus named admin keys: the embedded-like
     store (a fakeredis server of its own) seeded with the demo customers, the configured
     service code, SMS written whole to a JSON-lines file by the file provider."""
-    sms_file = tmp_path / "sms.jsonl"
-    config = {
+    with serve({
         "REDIS_CLIENT": fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True),
         "ADMIN_KEYS": {OPERATOR: OPERATOR_KEY},
         "SERVICE_CODES": [SERVICE_CODE],
         "SMS_PROVIDER": "file",
         "SMS_FILE": str(sms_file),
         "SMS_RATE_PER_SECOND": 0,
-        # Long enough that a page drawn at the END of a purchase cannot hold its token SMS yet:
-        # a test sees the SMS list refresh itself.
-        "DEMO_PAYMENT_DELAY": 1.5,
-    }
-    with serve(config) as app:
+        **config,
+    }) as app:
         with app.app_context():
             seed_demo(RedisCustomerBase(get_redis()), DEMO_CUSTOMERS)
         yield Live(app, str(app.config["PUBLIC_URL"]), sms_file)
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[Live]:
+    # Long enough that a page drawn at the END of a purchase cannot hold its token SMS yet:
+    # a test sees the SMS list refresh itself.
+    with demo_server(tmp_path / "sms.jsonl", DEMO_PAYMENT_DELAY=1.5) as served:
+        yield served
 
 
 @pytest.fixture

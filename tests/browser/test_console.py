@@ -14,17 +14,14 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import fakeredis
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 
 from state import tally
-from state.store import get_redis
-from tests.browser.conftest import DEMO_CUSTOMERS, LAPTOP, OPERATOR, OPERATOR_KEY, PHONE_WIDTH, SERVICE_CODE, Live
-from tests.live import serve, wait_for
+from tests.browser.conftest import LAPTOP, OPERATOR, OPERATOR_KEY, PHONE_WIDTH, Live, demo_server
+from tests.live import wait_for
 from utility import operations
-from utility.customers import RedisCustomerBase
-from utility.demo import PHONE_ONE_METER, seed_demo
+from utility.demo import PHONE_ONE_METER
 from utility.services import services
 
 LOCAL_MINUTE = "%Y-%m-%dT%H:%M"  # what a datetime-local field takes
@@ -38,19 +35,8 @@ PAGES = ("/console/", "/console/orders", f"/console/orders?q={PHONE_ONE_METER}",
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """The harness's served app (tests.browser.conftest.live), once for the whole module."""
-    sms_file = tmp_path_factory.mktemp("console") / "sms.jsonl"
-    config = {
-        "REDIS_CLIENT": fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True),
-        "ADMIN_KEYS": {OPERATOR: OPERATOR_KEY},
-        "SERVICE_CODES": [SERVICE_CODE],
-        "SMS_PROVIDER": "file",
-        "SMS_FILE": str(sms_file),
-        "SMS_RATE_PER_SECOND": 0,
-    }
-    with serve(config) as app:
-        with app.app_context():
-            seed_demo(RedisCustomerBase(get_redis()), DEMO_CUSTOMERS)
-        yield Live(app, str(app.config["PUBLIC_URL"]), sms_file)
+    with demo_server(tmp_path_factory.mktemp("console") / "sms.jsonl") as served:
+        yield served
 
 
 def sign_in(page: Page, path: str = "/console/") -> None:
