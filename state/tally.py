@@ -164,6 +164,16 @@ def hops_per_minute(client: TextRedis, minutes: int = 60, now: float | None = No
             for start in starts]
 
 
+def sessions_per_minute(client: TextRedis, minutes: int = 60, now: float | None = None) -> list[tuple[float, int]]:
+    """The last ``minutes`` minutes, oldest first: (the minute's start, dialogues with a hop in it)."""
+    end = (time.time() if now is None else now) // 60 * 60
+    starts = [end - 60 * back for back in range(minutes - 1, -1, -1)]
+    pipe = client.pipeline(transaction=False)
+    for start in starts:
+        pipe.pfcount(keys.tally(f"sessions:{minute_of(start)}"))
+    return [(start, int(count)) for start, count in zip(starts, pipe.execute(), strict=True)]
+
+
 def sessions_in_flight(client: TextRedis, window: int, now: float | None = None) -> int:
     """Distinct dialogues with a hop in the last ``window`` seconds (a session's lifetime)."""
     end = time.time() if now is None else now

@@ -72,3 +72,4 @@ def test_sessions_in_flight_are_the_distinct_dialogues_of_the_last_minutes(fake_
         counted.member(keys.tally(f"sessions:{tally.minute_of(moment)}"), session, 600)
     counted.flush()
     assert tally.sessions_in_flight(fake_redis, 180, now=NOON) == 2
+    assert [count for _, count in tally.sessions_per_minute(fake_redis, 8, now=NOON)] == [1, 0, 0, 0, 0, 1, 1, 1]  # a dialogue counts in every minute it had a hop

@@ -43,6 +43,8 @@ def test_hops_sessions_and_orders_of_the_day_appear(app, console, dial):
     tally.of(app).flush()  # what the flusher thread does every few seconds
     html = live_part(console)
     assert '<strong id="in-flight">2</strong>' in html
+    sessions_chart = html.split("Sessions par minute")[1].split("</svg>")[0]
+    assert sessions_chart.count("<rect") == 60 and ": 2</title>" in sessions_chart.rsplit("<title>", 1)[1]
     assert '<span id="hops-last">8</span>' in html
     assert "<td>1</td>" in row(html, "orders-today", "refusée")  # declined by the payer
     assert "<td>1</td>" in row(html, "orders-today", "paiement demandé")

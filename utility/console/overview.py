@@ -49,11 +49,10 @@ class Chart:
         return index * step + 1, self.height - 20 - tall, max(step - 2, 1), tall
 
 
-def hop_chart(minutes: int = 60) -> Chart:
-    """Hops answered in each of the last ``minutes`` minutes, in the utility's time."""
+def minute_chart(per_minute: list[tuple[float, int]]) -> Chart:
+    """A count per minute, each labelled with its minute in the utility's time."""
     tz = services().tz
-    return Chart([(datetime.datetime.fromtimestamp(start, tz).strftime("%H:%M"), count)
-                  for start, count in tally.hops_per_minute(get_redis(), minutes)])
+    return Chart([(datetime.datetime.fromtimestamp(start, tz).strftime("%H:%M"), count) for start, count in per_minute])
 
 
 def _orders(references: list[str]) -> list[Order]:
@@ -76,7 +75,8 @@ def figures() -> dict[str, Any]:
     seam = operations.seam()
     backends = switches.states(client)
     return {
-        "chart": hop_chart(),
+        "chart": minute_chart(tally.hops_per_minute(client)),
+        "sessions_chart": minute_chart(tally.sessions_per_minute(client)),
         "in_flight": tally.sessions_in_flight(client, int(current_app.config["SESSION_TTL"])),
         "orders_today": tally.day_counts(client, "orders"),
         "order_states": ORDER_STATES,
