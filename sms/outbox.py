@@ -16,6 +16,16 @@ busy loop), sends through the configured provider (sms.providers) and records th
 A duplicate job finds the message no longer queued and does nothing. Every state change
 is journaled (kinds "sms.*") in the same MULTI that makes it.
 
+Bulk batches. ``send_bulk()`` queues a bulk producer's chunk (a broadcast's 50 phones, a
+campaign's 10 fulfilments) as ``send`` would queue each message, in two pipelined rounds
+for them all, and one rq job ``deliver_bulk(message_ids)`` that takes the messages one
+after the other exactly as ``deliver`` takes one (turn, claim, send, outcome: the same
+code). rq's bookkeeping around a job was a quarter of a broadcast's CPU. The batch's claims
+are its job's id, as a single delivery's are, so a rerun of the batch (a killed worker's job
+reclaimed, a Redis error retried) retakes only what it claimed and never sent, and skips
+the rest. What a batch cannot send within a nap, or within BULK_BATCH_SECONDS, goes back to
+the bulk queue as one job.
+
 At most once, on purpose. Once a message is "sending", the provider may have taken it
 even if we never hear back: a worker killed mid-call, a read timeout, a lost answer. Sending
 it again could text a customer the same token twice, or twice a "payment received"; sending
@@ -55,7 +65,8 @@ import datetime
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,17 +208,12 @@ def send(app: Flask | None, to: str, body: str, reference: str, kind: str) -> st
     Idempotent by ``reference`` (the caller's key, e.g. "order:ABC:token"): the same
     reference always returns the first message's id and never queues a second message.
     """
-    if not is_e164(to):
-        raise ValueError(f"not an E.164 phone number: {mask_phone(to)}")
-    if not body:
-        raise ValueError("empty SMS body")
-    if not reference:
-        raise ValueError("a reference is required (one message per reference)")
+    _check(to, body, reference)
     app = _app(app)
     settings = settings_of(app)
     r = get_redis(app)
     message_id = uuid.uuid4().hex
-    ref_key, msg_key = keys.sms_reference(reference), keys.sms_message(message_id)
+    msg_key = keys.sms_message(message_id)
     now = clock()
     segments = sms_segments(body)
     # The message (a new id: nobody else can see it yet), then the reference claimed by SET NX
@@ -218,25 +224,7 @@ def send(app: Flask | None, to: str, body: str, reference: str, kind: str) -> st
     # reference was never written at all (the pipeline cut between its two nodes) is sent
     # by the sweep: nobody else claimed that SMS, so it is not a duplicate.
     pipe = r.pipeline(transaction=False)
-    pipe.hset(
-        msg_key,
-        mapping={
-            "id": message_id,
-            "to": to,
-            "body": body,
-            "kind": kind,
-            "reference": reference,
-            "state": "queued",
-            "attempts": 0,
-            "segments": segments,
-            "created_at": _stamp(now),
-            "updated_at": _stamp(now),
-            "next_attempt_at": _stamp(now),
-        },
-    )
-    pipe.expire(msg_key, settings.retention)
-    pipe.set(ref_key, message_id, nx=True, ex=settings.retention)
-    pipe.get(ref_key)
+    _store(pipe, settings, message_id, to, body, reference, kind, segments, now)
     *_, claimed, existing = pipe.execute()
     if not claimed:
         r.delete(msg_key)
@@ -256,6 +244,104 @@ def send(app: Flask | None, to: str, body: str, reference: str, kind: str) -> st
     tally.event(app, "sms", "queued")
     log.info("sms %s (%s) queued for %s, %d segment(s)", message_id, kind, mask_phone(to), segments)
     return message_id
+
+
+@dataclass(frozen=True)
+class BulkSms:
+    """One message of a bulk batch (``send_bulk``): what `send` takes, for a bulk kind."""
+
+    to: str
+    body: str
+    reference: str
+    kind: str
+
+
+def send_bulk(app: Flask | None, messages: Sequence[BulkSms]) -> list[str]:
+    """Queue a batch of bulk messages (BULK_KINDS) and return their ids, in order: `send`
+    for each, idempotent by reference the same way, in two pipelined rounds instead of
+    two or three each, and delivered by one `deliver_bulk` job instead of a job each (rq's
+    bookkeeping around a job cost a quarter of a broadcast's CPU)."""
+    for sms in messages:
+        _check(sms.to, sms.body, sms.reference)
+        if sms.kind not in BULK_KINDS:
+            raise ValueError(f"not a bulk kind: {sms.kind}")
+    if not messages:
+        return []
+    app = _app(app)
+    settings = settings_of(app)
+    r = get_redis(app)
+    now = clock()
+    new_ids = [uuid.uuid4().hex for _ in messages]
+    segments = [sms_segments(sms.body) for sms in messages]
+    # The same round as `send`'s, for every message at once (see its comments: the message
+    # and its reference are two hash tags, so this is not a MULTI, and the sweep deals with
+    # what a crash half way leaves). Two messages of one reference in the batch: the first
+    # takes it, the second is a loser like any other.
+    pipe = r.pipeline(transaction=False)
+    for message_id, sms, parts in zip(new_ids, messages, segments, strict=True):
+        _store(pipe, settings, message_id, sms.to, sms.body, sms.reference, sms.kind, parts, now)
+    replies = pipe.execute()
+    ids: list[str] = []
+    created: list[int] = []
+    after = r.pipeline(transaction=False)
+    for index, message_id in enumerate(new_ids):
+        claimed, existing = replies[4 * index + 2], replies[4 * index + 3]
+        if claimed:
+            ids.append(message_id)
+            created.append(index)
+            sms = messages[index]
+            journal.append(after, "sms.queued", message=message_id, reference=sms.reference, sms_kind=sms.kind,
+                           phone=sms.to, segments=segments[index])
+        else:
+            ids.append(str(existing))
+            after.delete(keys.sms_message(message_id))
+    # The losers' copies deleted and the new messages journaled in one more round (a crash
+    # before it: see `send`). Then the job, after both: it must never find a message missing.
+    after.execute()
+    if created:
+        worker.queue(app, worker.BULK_QUEUE_NAME).enqueue(deliver_bulk, [new_ids[index] for index in created],
+                                                          result_ttl=0, job_timeout=BULK_JOB_TIMEOUT)
+    for _ in created:
+        metrics.sms(settings.provider, "queued")
+        tally.event(app, "sms", "queued")
+    log.info("sms: %d bulk message(s) queued in one batch, %d already queued before", len(created),
+             len(messages) - len(created))
+    return ids
+
+
+def _check(to: str, body: str, reference: str) -> None:
+    if not is_e164(to):
+        raise ValueError(f"not an E.164 phone number: {mask_phone(to)}")
+    if not body:
+        raise ValueError("empty SMS body")
+    if not reference:
+        raise ValueError("a reference is required (one message per reference)")
+
+
+def _store(pipe: Any, settings: Settings, message_id: str, to: str, body: str, reference: str, kind: str,
+           segments: int, now: float) -> None:
+    """Queue on ``pipe`` the four commands that store a new message and claim its
+    reference; their last two replies: whether the reference was ours, and whose it is."""
+    msg_key, ref_key = keys.sms_message(message_id), keys.sms_reference(reference)
+    pipe.hset(
+        msg_key,
+        mapping={
+            "id": message_id,
+            "to": to,
+            "body": body,
+            "kind": kind,
+            "reference": reference,
+            "state": "queued",
+            "attempts": 0,
+            "segments": segments,
+            "created_at": _stamp(now),
+            "updated_at": _stamp(now),
+            "next_attempt_at": _stamp(now),
+        },
+    )
+    pipe.expire(msg_key, settings.retention)
+    pipe.set(ref_key, message_id, nx=True, ex=settings.retention)
+    pipe.get(ref_key)
 
 
 def load(client: TextRedis, message_id: str) -> Message | None:
@@ -358,6 +444,10 @@ BULK_KINDS = frozenset({"campaign", "broadcast"})
 # pace bulk sends, and rq's scheduler looks only every second); longer, it is booked for later.
 BULK_NAP = 1.0
 BULK_TRIES = 5  # looks for a free provider slot in one run, at most
+# A bulk batch (deliver_bulk) runs this long at most before what is left of it goes back to
+# the bulk queue; its rq timeout covers that and a few slow sends.
+BULK_BATCH_SECONDS = 10.0
+BULK_JOB_TIMEOUT = 300
 
 
 def queue_of(kind: str) -> str:
@@ -486,6 +576,80 @@ def deliver(message_id: str, reserved: bool = False) -> str:
         log.debug("sms %s waits %.2f s for its %s slot", message_id, abs(wait), settings.provider)
         return "deferred"
 
+    return _send_now(app, settings, r, message, claim, now)
+
+
+def deliver_bulk(message_ids: list[str], reserved: bool = False) -> dict[str, int]:
+    """The rq job of a bulk batch (`send_bulk`): its messages one after the other, each as
+    `deliver` would take it (its turn in the bulk share, then a provider slot free at that
+    instant, napped for in this worker; claimed, sent at most once). ``reserved``: the first
+    message to take a turn has its slot in the bulk share booked already (by the run that
+    deferred the batch). What came of the messages, counted (for logs).
+
+    When a turn is further than a nap, or the run has taken BULK_BATCH_SECONDS, what is left
+    of the batch goes back to the bulk queue as one job (its place in the bulk line kept, in
+    the first case), and this run ends: the worker is never held for long, and a batch is
+    never split into a job a message."""
+    app = _app(None)
+    settings = settings_of(app)
+    r = get_redis(app)
+    started = clock()
+    ensure_sweeping(app, started)
+    claim = _claim_of_this_run()
+    pipe = r.pipeline(transaction=False)
+    for message_id in message_ids:
+        pipe.hgetall(keys.sms_message(message_id))
+    # Read once for the whole batch: a message another run took since is found out by the
+    # claim, which looks again (atomically) before anything is sent.
+    messages = [Message.from_hash(record) if record else None for record in pipe.execute()]
+    outcomes: Counter[str] = Counter()
+    for index, message in enumerate(messages):
+        if message is None:
+            log.warning("sms %s: no such message (expired?)", message_ids[index])
+            outcomes["missing"] += 1
+            continue
+        retaking = message.state == "sending" and _unconfirmed_claim(message.fields, claim)
+        if message.state != "queued" and not retaking:
+            outcomes[message.state] += 1  # a rerun of the batch: sent already, or claimed by another run
+            continue
+        if not retaking:  # a message this run claimed and never sent has had its turn
+            wait = 0.0 if clock() - started < BULK_BATCH_SECONDS else -1.0
+            if not wait:
+                wait = _bulk_turn(r, settings, reserved)
+                reserved = False
+            if wait:
+                rest = [m.id for m in messages[index:] if m is not None]
+                _defer_batch(app, r, rest, max(wait, 0.0), booked=wait > 0)
+                outcomes["deferred"] += len(rest)
+                break
+        outcomes[_send_now(app, settings, r, message, claim, clock())] += 1
+    log.info("sms bulk batch of %d: %s", len(message_ids), dict(outcomes))
+    return dict(outcomes)
+
+
+def _defer_batch(app: Flask, r: TextRedis, message_ids: list[str], wait: float, booked: bool) -> None:
+    """Queue what is left of a bulk batch again, as one job, ``wait`` seconds from now; with
+    ``booked``, the slot in the bulk share that its first message booked is kept for it."""
+    at = clock() + wait
+    # Each message says when it is looked at again, so the sweep does not take a message of
+    # a batch waiting its turn for a lost one.
+    pipe = r.pipeline(transaction=False)
+    for message_id in message_ids:
+        pipe.hset(keys.sms_message(message_id), "next_attempt_at", _stamp(at))
+    pipe.execute()
+    queue = worker.queue(app, worker.BULK_QUEUE_NAME)
+    if wait > 0:
+        queue.enqueue_in(datetime.timedelta(seconds=wait), deliver_bulk, message_ids, booked, result_ttl=0,
+                         job_timeout=BULK_JOB_TIMEOUT)
+    else:  # out of time, not waiting for a turn: behind whatever the bulk queue holds now
+        queue.enqueue(deliver_bulk, message_ids, booked, result_ttl=0, job_timeout=BULK_JOB_TIMEOUT)
+    log.debug("sms bulk batch: %d message(s) wait %.2f s for their turn", len(message_ids), wait)
+
+
+def _send_now(app: Flask, settings: Settings, r: TextRedis, message: Message, claim: str, now: float) -> str:
+    """Claim a message whose turn has come (it holds its provider slot), send it and record
+    the outcome; what came of it."""
+    message_id = message.id
     # Built before the claim: a configuration error must leave the message queued, not
     # in a "sending" nobody can vouch for.
     client = get_client(app)

@@ -127,27 +127,26 @@ def test_a_job_killed_half_way_resumes_without_doing_anything_twice(
     campaigns.create(definition())
     references = [register(campaigns, account) for account in crowd]
 
-    real_send = outbox.send
-    sent: list[str] = []
+    real_send_bulk = outbox.send_bulk
 
-    def send_then_die(*args: Any, **kwargs: Any) -> str:
-        if len(sent) == 1:  # the second registration: its token is made, its SMS never queued
-            raise Killed()
-        sent.append(kwargs["reference"])
-        return real_send(*args, **kwargs)
+    def one_then_die(app: Flask | None, messages: list[outbox.BulkSms]) -> list[str]:
+        # The chunk's tokens are made, then its SMS queued together: the worker is killed once
+        # the first of them is.
+        real_send_bulk(app, messages[:1])
+        raise Killed()
 
-    monkeypatch.setattr(outbox, "send", send_then_die)
+    monkeypatch.setattr(outbox, "send_bulk", one_then_die)
     start = time.time()
     with pytest.raises(Killed):
         fulfilment_round(app, now=start)
-    monkeypatch.setattr(outbox, "send", real_send)
+    monkeypatch.setattr(outbox, "send_bulk", real_send_bulk)
     states = [campaigns.registration("GRATUIT", r).state for r in references]  # type: ignore[union-attr]
-    assert states == ["fulfilled", "pending", "pending"]
-    assert len(vends_of(app, crowd[1].meter_number)) == 1  # made before the kill
-    assert campaigns.stats("GRATUIT")["fulfilment"]["in_flight"] == 2
+    assert states == ["pending", "pending", "pending"]  # the SMS before the states: none finished
+    assert [len(vends_of(app, account.meter_number)) for account in crowd] == [1, 1, 1]  # made before the kill
+    assert campaigns.stats("GRATUIT")["fulfilment"]["in_flight"] == 3
 
     assert fulfilment_round(app, now=start + 10) == []  # still held by the dead job
-    assert fulfilment_round(app, now=start + jobs.HOLD + 1) == [{"fulfilled": 2}]  # handed out again
+    assert fulfilment_round(app, now=start + jobs.HOLD + 1) == [{"fulfilled": 3}]  # handed out again
     for account, reference in zip(crowd, references, strict=True):
         key = f"campaign:GRATUIT:{reference}"
         assert vends_of(app, account.meter_number) == [key]  # one token each

@@ -132,16 +132,14 @@ def test_a_broadcast_killed_half_way_resumes_without_texting_anyone_twice(
     app: Flask, incidents: Incidents, africastalking_standin: AfricasTalkingStandin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     incident = incidents.create(definition())
-    real_send = outbox.send
-    sent: list[str] = []
+    real_send_bulk = outbox.send_bulk
 
-    def send_then_die(*args: Any, **kwargs: Any) -> str:
-        if len(sent) == 2:  # the third phone: the worker is killed before its SMS is queued
-            raise Killed()
-        sent.append(kwargs["reference"])
-        return real_send(*args, **kwargs)
+    def two_then_die(app: Flask | None, messages: list[outbox.BulkSms]) -> list[str]:
+        # The chunk's SMS are queued together: the worker is killed once two of them are.
+        real_send_bulk(app, messages[:2])
+        raise Killed()
 
-    monkeypatch.setattr(outbox, "send", send_then_die)
+    monkeypatch.setattr(outbox, "send_bulk", two_then_die)
     start = time.time()
     jobs.pump(app, now=start)
     bulk = worker.queue(app, worker.BULK_QUEUE_NAME)
@@ -149,9 +147,9 @@ def test_a_broadcast_killed_half_way_resumes_without_texting_anyone_twice(
     bulk.remove(chunk)
     with pytest.raises(Killed), app.app_context():
         chunk.func(*chunk.args)
-    monkeypatch.setattr(outbox, "send", real_send)
+    monkeypatch.setattr(outbox, "send_bulk", real_send_bulk)
     [shown] = incidents.broadcasts(incident)
-    assert (shown["queued"], shown["in_flight"]) == (2, 2)  # two queued and counted; two still held by the dead job
+    assert (shown["queued"], shown["in_flight"]) == (0, 4)  # two queued but not counted: all four held by the dead job
 
     assert background(app, now=start + 10) == 0  # held: their job might still be running
     assert len(africastalking_standin.received) == 2

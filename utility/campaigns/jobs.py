@@ -11,7 +11,9 @@ pace, whatever crashes on the way.
         (sms.receipts.free_issue_receipt);
         an account without a meter: a credit against its balance due (billing.pay) and an SMS;
         then pending -> fulfilled, or -> failed with the backend's reason (and an SMS saying
-        so). A backend that cannot answer now (switched off, down) gets it again later.
+        so). A backend that cannot answer now (switched off, down) gets it again later. The
+        chunk's SMS are queued together once its credits are made (outbox.send_bulk: one
+        outbox job delivers them), and the registrations finished after.
 
 Nothing twice: one idempotency key per registration, ``campaign:<CODE>:<reference>``, for
 the free issue (the vending backend returns the same token when asked again), the bill
@@ -30,6 +32,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import Flask, current_app
@@ -103,18 +106,43 @@ def pump(app: Flask, now: float | None = None) -> int:
     return queued
 
 
+@dataclass(frozen=True)
+class Credited:
+    """A registration whose benefit is made (or refused for good): its SMS is to be queued,
+    then the registration finished."""
+
+    reference: str
+    sms: outbox.BulkSms
+    reason: str = ""  # why it failed; "" when fulfilled
+
+
 def fulfil(code: str, references: list[str]) -> dict[str, int]:
-    """The job: fulfil these registrations of campaign ``code``; what came of them."""
+    """The job: fulfil these registrations of campaign ``code``; what came of them. The
+    credits one by one, then their SMS together (one outbox batch, delivered by one job)."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     outcomes: collections.Counter[str] = collections.Counter()
+    credited: list[Credited] = []
     for reference in references:
-        outcomes[fulfil_one(app, code, reference)] += 1
+        result = credit_one(app, code, reference)
+        if isinstance(result, Credited):
+            credited.append(result)
+        else:
+            outcomes[result] += 1
+    outcomes.update(finish_credited(app, code, credited))
     return dict(outcomes)
 
 
 def fulfil_one(app: Flask, code: str, reference: str) -> str:
     """Deliver one registration's benefit if it is still pending: "fulfilled", "failed",
     "retry" (a backend could not serve it now), or the state it was already in."""
+    result = credit_one(app, code, reference)
+    return finish_credited(app, code, [result])[0] if isinstance(result, Credited) else result
+
+
+def credit_one(app: Flask, code: str, reference: str) -> Credited | str:
+    """Make one registration's credit if it is still pending, and say which SMS tells of it
+    (Credited); or what came of it otherwise: "retry" (a backend could not serve it now),
+    "missing", or the state it was already in."""
     from utility.services import services
 
     svc = services(app)
@@ -138,17 +166,13 @@ def fulfil_one(app: Flask, code: str, reference: str) -> str:
                 delay = campaigns.retry_later(code, reference, RETRY_AFTER, RETRY_CAP)
                 log.warning("campaign %s %s: %s, again in %.0f s", code, reference, exc.code, delay)
                 return "retry"
-            # The SMS before the state: a crash in between repeats the (idempotent) SMS only.
-            outbox.send(app, registration.phone, failed_sms(registration.lang, code, reference, registration.account,
-                                                            registration.meter, customer_messages.settings_of(app).support),
-                        reference=f"{key}:failed", kind="campaign")
-            campaigns.finish(code, reference, reason=exc.code)
+            failed = failed_sms(registration.lang, code, reference, registration.account, registration.meter,
+                                customer_messages.settings_of(app).support)
             log.warning("campaign %s %s failed for %s: %s", code, reference,
                         mask_tail(registration.meter or registration.account), exc.code)
-            return "failed"
-        outbox.send(app, registration.phone, body, reference=key, kind="campaign")
-        campaigns.finish(code, reference)
-        return "fulfilled"
+            return Credited(reference, outbox.BulkSms(registration.phone, failed, f"{key}:failed", "campaign"),
+                            reason=exc.code)
+        return Credited(reference, outbox.BulkSms(registration.phone, body, key, "campaign"))
     except Exception:
         # Anything else (a bug, Redis away): this registration comes back after HOLD; the
         # rest of the chunk goes on. If Redis is away this raises too, and the worker's
@@ -156,6 +180,31 @@ def fulfil_one(app: Flask, code: str, reference: str) -> str:
         log.exception("campaign %s %s: fulfilment failed unexpectedly, tried again later", code, reference)
         campaigns.retry_later(code, reference, RETRY_AFTER, RETRY_CAP)
         return "retry"
+
+
+def finish_credited(app: Flask, code: str, credited: list[Credited]) -> list[str]:
+    """Queue the SMS of these credited registrations in one batch, then finish each:
+    "fulfilled" or "failed", in order ("retry" for those that must come back)."""
+    from utility.services import services
+
+    if not credited:
+        return []
+    campaigns = services(app).campaigns
+    try:
+        # The SMS before the states: a crash in between repeats the (idempotent) SMS only.
+        outbox.send_bulk(app, [done.sms for done in credited])
+    except Exception:
+        # As for a credit (credit_one): they come back, and their credits and SMS are
+        # idempotent. Redis away raises here too, and the worker runs the job again.
+        log.exception("campaign %s: %d SMS could not be queued, tried again later", code, len(credited))
+        for done in credited:
+            campaigns.retry_later(code, done.reference, RETRY_AFTER, RETRY_CAP)
+        return ["retry"] * len(credited)
+    outcomes = []
+    for done in credited:
+        campaigns.finish(code, done.reference, reason=done.reason)
+        outcomes.append("failed" if done.reason else "fulfilled")
+    return outcomes
 
 
 def _deliver(app: Flask, campaign: Campaign, registration: Registration, key: str) -> str:

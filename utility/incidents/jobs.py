@@ -10,7 +10,8 @@ whatever crashes on the way (the states are in utility.incidents.service).
         recipients are 100,000 entries of a Redis list, never 100,000 jobs at once.
     send_chunk(incident, event, phones)  the job: reads each phone's profile once (notices,
         language, regions), then texts it through the outbox in its language, or leaves it
-        out (opted out, or no longer in the incident's regions), and finishes the chunk.
+        out (opted out, or no longer in the incident's regions), and finishes the chunk. The
+        chunk's SMS are queued together (outbox.send_bulk) and go out from one outbox job.
 
 Nothing twice: the outbox sends one message per reference, ``incident:<id>:<event>:<phone>``,
 and a phone is counted when its claim is released, once. A job killed half way leaves its
@@ -33,14 +34,14 @@ from utility.incidents.service import MOVED, OPTED_OUT, SUPERSEDED
 log = logging.getLogger(__name__)
 
 PUMP_EVERY = 1.0  # seconds between two rounds of the pump
-CHUNK = 50  # phones per job: one profile read for all, then an outbox write each
+CHUNK = 50  # phones per job: one profile read for all, one outbox batch (two rounds, one delivery job)
 HOLD = 300.0  # seconds a claimed phone waits for its job before another takes it
 UNTHROTTLED_PER_SECOND = 500  # phones a second when SMS_RATE_PER_SECOND is 0 (no limit)
 BOOKED_AHEAD_MAX = 10.0  # seconds of bulk SMS booked ahead past which the pump hands out nothing
 IN_FLIGHT_ROUNDS = 30  # claimed and not finished at most: this many rounds' worth
 SELECT_PER_ROUND = 20_000  # phones chosen per round: 100,000 recipients are all chosen in seconds
 SETTLE_ROUNDS = 20  # messages looked at per round to count them: this many rounds' worth
-JOB_TIMEOUT = 600  # seconds: a chunk is a few round trips per phone
+JOB_TIMEOUT = 600  # seconds: a chunk is a few round trips
 
 
 def per_round(app: Flask) -> int:
@@ -105,14 +106,16 @@ def send_chunk(incident_id: str, event: str, phones: list[str]) -> dict[str, int
         regions = {key for _kind, key in json.loads(record["sources"])}
         bodies = {name.removeprefix("body:"): body for name, body in record.items() if name.startswith("body:")}
         try:
+            texted: list[outbox.BulkSms] = []
             for phone, verdict in incidents.classify(phones, regions):
                 if verdict in (OPTED_OUT, MOVED):
                     outcomes.append((phone, verdict))
                     continue
                 body = bodies.get(verdict) or bodies[incidents.language(None)]
-                message_id = outbox.send(app, phone, body, reference=reference(incident_id, event, phone),
-                                         kind="broadcast")
-                outcomes.append((phone, message_id))
+                texted.append(outbox.BulkSms(phone, body, reference(incident_id, event, phone), "broadcast"))
+            # The chunk's SMS queued together, delivered by one outbox job.
+            message_ids = outbox.send_bulk(app, texted)
+            outcomes.extend((sms.to, message_id) for sms, message_id in zip(texted, message_ids, strict=True))
         finally:
             # What was done is counted even if the rest failed (Redis away, a bug): those
             # phones stay claimed and come back after HOLD, to a job that repeats nothing.
