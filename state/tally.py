@@ -21,6 +21,7 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 from flask import Flask, current_app, has_app_context
@@ -53,6 +54,7 @@ class Tally:
         self._members: dict[str, set[str]] = {}
         self._ttl: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._pid = 0  # the process whose flusher thread knows this tally (a fork starts its own)
 
     def count(self, key: str, field: str, ttl: int, amount: int = 1) -> None:
         with self._lock:
@@ -64,6 +66,15 @@ class Tally:
         with self._lock:
             self._members.setdefault(key, set()).add(member)
             self._ttl[key] = ttl
+        self._ensure_flushing()
+
+    def count_and_member(self, key: str, field: str, ttl: int, members_key: str, member: str, members_ttl: int) -> None:
+        """``count`` and ``member`` under one lock: what every hop does."""
+        with self._lock:
+            self._counts[key, field] += 1
+            self._ttl[key] = ttl
+            self._members.setdefault(members_key, set()).add(member)
+            self._ttl[members_key] = members_ttl
         self._ensure_flushing()
 
     def flush(self) -> None:
@@ -91,7 +102,8 @@ class Tally:
                 self._ttl.update(ttl)
 
     def _ensure_flushing(self) -> None:
-        if self not in _live or _flusher_pid != os.getpid():
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
             _flush_from_thread(self)
 
 
@@ -130,13 +142,40 @@ def of(app: Flask) -> Tally:
 
 
 # -- what is counted -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Minute:
+    """A minute's names, worked out once a minute rather than on every hop."""
+
+    number: int  # minutes since the epoch
+    day: str  # YYYY-MM-DD (UTC)
+    hops_key: str
+    hhmm: str
+    sessions_key: str
+
+
+def _minute_named(number: int) -> _Minute:
+    moment = number * 60
+    day = day_of(moment)
+    return _Minute(number, day, keys.tally(f"hops:{day}"), time.strftime("%H:%M", time.gmtime(moment)),
+                   keys.tally(f"sessions:{minute_of(moment)}"))
+
+
+_this_minute = _minute_named(0)
+
+
+def this_minute(moment: float) -> _Minute:
+    global _this_minute
+    named = _this_minute
+    if named.number != int(moment // 60):
+        named = _this_minute = _minute_named(int(moment // 60))  # a plain swap: threads agree on either
+    return named
+
+
 def hop(app: Flask, session_id: str, now: float | None = None) -> None:
     """A hop answered: its minute's count, and its dialogue among the minute's sessions."""
-    moment = time.time() if now is None else now
-    tally = of(app)
-    tally.count(keys.tally(f"hops:{day_of(moment)}"), time.strftime("%H:%M", time.gmtime(moment)),
-                KEPT_DAYS * 86400)
-    tally.member(keys.tally(f"sessions:{minute_of(moment)}"), session_id, MINUTE_KEPT)
+    minute = this_minute(time.time() if now is None else now)
+    of(app).count_and_member(minute.hops_key, minute.hhmm, KEPT_DAYS * 86400, minute.sessions_key, session_id,
+                             MINUTE_KEPT)
 
 
 def event(app: Flask | None, what: str, state: str, now: float | None = None) -> None:

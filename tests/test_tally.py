@@ -73,3 +73,13 @@ def test_sessions_in_flight_are_the_distinct_dialogues_of_the_last_minutes(fake_
     counted.flush()
     assert tally.sessions_in_flight(fake_redis, 180, now=NOON) == 2
     assert [count for _, count in tally.sessions_per_minute(fake_redis, 8, now=NOON)] == [1, 0, 0, 0, 0, 1, 1, 1]  # a dialogue counts in every minute it had a hop
+
+
+def test_a_hop_counts_in_its_own_minute_and_day_across_midnight(app, fake_redis):
+    before, after = calendar.timegm((2026, 12, 2, 23, 59, 59)), calendar.timegm((2026, 12, 3, 0, 0, 1))
+    for moment, session in ((before, "a"), (after, "a"), (after, "b")):
+        tally.hop(app, session, now=moment)
+    tally.of(app).flush()
+    assert fake_redis.hgetall(keys.tally("hops:2026-12-02")) == {"23:59": "1"}
+    assert fake_redis.hgetall(keys.tally("hops:2026-12-03")) == {"00:00": "2"}
+    assert fake_redis.pfcount(keys.tally("sessions:2026-12-03T00:00")) == 2

@@ -30,7 +30,7 @@ class Figures:
 
 
 def today() -> str:
-    return tally.day_of(time.time())
+    return tally.this_minute(time.time()).day
 
 
 def _count(app: Flask, day: str, screen: str, what: str) -> None:
