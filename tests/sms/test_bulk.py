@@ -13,7 +13,6 @@ from sms import outbox
 from sms.client import OutgoingSms, SendResult, SmsClient
 from state import keys, worker
 from state.store import get_redis
-from tests.sms.fixtures import Clock
 
 RATE = 10  # messages per second to the provider
 
@@ -44,15 +43,6 @@ def bulk_app(fake_redis, provider: Provider, **config: object) -> Flask:
                       "SMS_SWEEP_EVERY": 0, **config})
     app.extensions[outbox.CLIENT_EXTENSION] = provider
     return app
-
-
-@pytest.fixture
-def fake_time(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """The outbox's clock, moved by its own naps (a bulk worker pacing itself)."""
-    fixed = Clock()
-    monkeypatch.setattr(outbox, "clock", fixed)
-    monkeypatch.setattr(outbox, "pause", fixed.advance)
-    return fixed
 
 
 def send(app: Flask, n: int, kind: str, prefix: str) -> list[str]:

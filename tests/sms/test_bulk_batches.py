@@ -17,15 +17,6 @@ from tests.sms.test_bulk import RATE, Provider, bulk_app, fields, release, run
 BULK = worker.BULK_QUEUE_NAME
 
 
-@pytest.fixture
-def fake_time(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """The outbox's clock, moved by its own naps (a bulk worker pacing itself)."""
-    fixed = Clock()
-    monkeypatch.setattr(outbox, "clock", fixed)
-    monkeypatch.setattr(outbox, "pause", fixed.advance)
-    return fixed
-
-
 class Killed(BaseException):
     """The worker dies (SIGKILL): nothing after this runs, not even rq's failure handling."""
 
