@@ -210,45 +210,20 @@ def send(app: Flask | None, to: str, body: str, reference: str, kind: str) -> st
     """
     _check(to, body, reference)
     app = _app(app)
-    settings = settings_of(app)
-    r = get_redis(app)
-    message_id = uuid.uuid4().hex
-    msg_key = keys.sms_message(message_id)
-    now = clock()
-    segments = sms_segments(body)
-    # The message (a new id: nobody else can see it yet), then the reference claimed by SET NX
-    # in the same round: two callers racing on one reference cannot both create, and the
-    # loser deletes its message. Not a MULTI: the message and its reference are two hash
-    # tags (two nodes on a Redis Cluster). A crash before the loser deletes its message leaves
-    # a queued message its reference does not name: the sweep deletes it unsent. One whose
-    # reference was never written at all (the pipeline cut between its two nodes) is sent
-    # by the sweep: nobody else claimed that SMS, so it is not a duplicate.
-    pipe = r.pipeline(transaction=False)
-    _store(pipe, settings, message_id, to, body, reference, kind, segments, now)
-    *_, claimed, existing = pipe.execute()
-    if not claimed:
-        r.delete(msg_key)
-        log.info("sms for reference %s already queued as %s", reference, existing)
-        return str(existing)
-    # Journaled once the message exists (the journal is its own slot): a crash before this
-    # loses the entry, never the message.
-    journal.append(
-        r, "sms.queued", message=message_id, reference=reference, sms_kind=kind, phone=to, segments=segments,
-    )
-    # Queued after the commit: a job must never find its message missing. A crash in
-    # between leaves a queued message without a job, which the sweep requeues. No result
-    # kept: the message's own record says how it went, and rq's copy of every result
-    # (about 4.5 KB a message for 500 s) made a 100,000-recipient broadcast cost 450 MB.
+    (message_id,), created = _queue_new(app, [NewSms(to, body, reference, kind)])
+    if not created:
+        log.info("sms for reference %s already queued as %s", reference, message_id)
+        return message_id
+    # No result kept: the message's own record says how it went, and rq's copy of every
+    # result (about 4.5 KB a message for 500 s) made a 100,000-recipient broadcast cost 450 MB.
     worker.queue(app, queue_of(kind)).enqueue(deliver, message_id, result_ttl=0)
-    metrics.sms(settings.provider, "queued")
-    tally.event(app, "sms", "queued")
-    log.info("sms %s (%s) queued for %s, %d segment(s)", message_id, kind, mask_phone(to), segments)
+    log.info("sms %s (%s) queued for %s, %d segment(s)", message_id, kind, mask_phone(to), sms_segments(body))
     return message_id
 
 
 @dataclass(frozen=True)
-class BulkSms:
-    """One message of a bulk batch (``send_bulk``): what `send` takes, for a bulk kind."""
+class NewSms:
+    """A message to queue: what `send` takes, and `send_bulk` a batch of."""
 
     to: str
     body: str
@@ -256,11 +231,11 @@ class BulkSms:
     kind: str
 
 
-def send_bulk(app: Flask | None, messages: Sequence[BulkSms]) -> list[str]:
+def send_bulk(app: Flask | None, messages: Sequence[NewSms]) -> list[str]:
     """Queue a batch of bulk messages (BULK_KINDS) and return their ids, in order: `send`
-    for each, idempotent by reference the same way, in two pipelined rounds instead of
-    two or three each, and delivered by one `deliver_bulk` job instead of a job each (rq's
-    bookkeeping around a job cost a quarter of a broadcast's CPU)."""
+    for each, idempotent by reference the same way, in the same two rounds for them all,
+    and delivered by one `deliver_bulk` job instead of a job each (rq's bookkeeping around
+    a job cost a quarter of a broadcast's CPU)."""
     for sms in messages:
         _check(sms.to, sms.body, sms.reference)
         if sms.kind not in BULK_KINDS:
@@ -268,45 +243,58 @@ def send_bulk(app: Flask | None, messages: Sequence[BulkSms]) -> list[str]:
     if not messages:
         return []
     app = _app(app)
+    ids, created = _queue_new(app, messages)
+    if created:
+        worker.queue(app, worker.BULK_QUEUE_NAME).enqueue(deliver_bulk, created, result_ttl=0,
+                                                          job_timeout=BULK_JOB_TIMEOUT)
+    log.info("sms: %d bulk message(s) queued in one batch, %d already queued before", len(created),
+             len(messages) - len(created))
+    return ids
+
+
+def _queue_new(app: Flask, messages: Sequence[NewSms]) -> tuple[list[str], list[str]]:
+    """Store ``messages`` and claim their references: the id each reference holds, in order,
+    and the ids of the messages made now, for the caller to queue their job (after this: a
+    job must never find its message missing; a crash in between leaves a queued message
+    without a job, which the sweep requeues).
+
+    Each message (a new id: nobody else can see it yet), then its reference claimed by SET
+    NX, in one round for all: two callers racing on one reference cannot both create, and the
+    loser deletes its copy. Not a MULTI: a message and its reference are two hash tags (two
+    nodes on a Redis Cluster). A crash before the loser deletes its copy leaves a queued
+    message its reference does not name: the sweep deletes it unsent. One whose reference was
+    never written at all (the pipeline cut between its two nodes) is sent by the sweep: nobody
+    else claimed that SMS, so it is not a duplicate. Two messages of one reference in a batch:
+    the first takes it, the second is a loser like any other. In a second round, the losers'
+    copies deleted and the new messages journaled (the journal is its own slot: a crash
+    before it loses the entry, never the message)."""
     settings = settings_of(app)
     r = get_redis(app)
     now = clock()
     new_ids = [uuid.uuid4().hex for _ in messages]
     segments = [sms_segments(sms.body) for sms in messages]
-    # The same round as `send`'s, for every message at once (see its comments: the message
-    # and its reference are two hash tags, so this is not a MULTI, and the sweep deals with
-    # what a crash half way leaves). Two messages of one reference in the batch: the first
-    # takes it, the second is a loser like any other.
     pipe = r.pipeline(transaction=False)
     for message_id, sms, parts in zip(new_ids, messages, segments, strict=True):
         _store(pipe, settings, message_id, sms.to, sms.body, sms.reference, sms.kind, parts, now)
     replies = pipe.execute()
     ids: list[str] = []
-    created: list[int] = []
+    created: list[str] = []
     after = r.pipeline(transaction=False)
-    for index, message_id in enumerate(new_ids):
+    for index, (message_id, sms) in enumerate(zip(new_ids, messages, strict=True)):
         claimed, existing = replies[4 * index + 2], replies[4 * index + 3]
         if claimed:
             ids.append(message_id)
-            created.append(index)
-            sms = messages[index]
+            created.append(message_id)
             journal.append(after, "sms.queued", message=message_id, reference=sms.reference, sms_kind=sms.kind,
                            phone=sms.to, segments=segments[index])
         else:
             ids.append(str(existing))
             after.delete(keys.sms_message(message_id))
-    # The losers' copies deleted and the new messages journaled in one more round (a crash
-    # before it: see `send`). Then the job, after both: it must never find a message missing.
     after.execute()
-    if created:
-        worker.queue(app, worker.BULK_QUEUE_NAME).enqueue(deliver_bulk, [new_ids[index] for index in created],
-                                                          result_ttl=0, job_timeout=BULK_JOB_TIMEOUT)
     for _ in created:
         metrics.sms(settings.provider, "queued")
         tally.event(app, "sms", "queued")
-    log.info("sms: %d bulk message(s) queued in one batch, %d already queued before", len(created),
-             len(messages) - len(created))
-    return ids
+    return ids, created
 
 
 def _check(to: str, body: str, reference: str) -> None:

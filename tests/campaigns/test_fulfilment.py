@@ -129,7 +129,7 @@ def test_a_job_killed_half_way_resumes_without_doing_anything_twice(
 
     real_send_bulk = outbox.send_bulk
 
-    def one_then_die(app: Flask | None, messages: list[outbox.BulkSms]) -> list[str]:
+    def one_then_die(app: Flask | None, messages: list[outbox.NewSms]) -> list[str]:
         # The chunk's tokens are made, then its SMS queued together: the worker is killed once
         # the first of them is.
         real_send_bulk(app, messages[:1])

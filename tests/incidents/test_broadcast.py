@@ -134,7 +134,7 @@ def test_a_broadcast_killed_half_way_resumes_without_texting_anyone_twice(
     incident = incidents.create(definition())
     real_send_bulk = outbox.send_bulk
 
-    def two_then_die(app: Flask | None, messages: list[outbox.BulkSms]) -> list[str]:
+    def two_then_die(app: Flask | None, messages: list[outbox.NewSms]) -> list[str]:
         # The chunk's SMS are queued together: the worker is killed once two of them are.
         real_send_bulk(app, messages[:2])
         raise Killed()

@@ -36,12 +36,12 @@ class DiesMidSend(Provider):
         return result
 
 
-def notices(n: int, prefix: str = "Coupure") -> list[outbox.BulkSms]:
-    return [outbox.BulkSms(f"+2376990{k:05d}", f"{prefix} {k}", f"incident:1:created:{k}", "broadcast")
+def notices(n: int, prefix: str = "Coupure") -> list[outbox.NewSms]:
+    return [outbox.NewSms(f"+2376990{k:05d}", f"{prefix} {k}", f"incident:1:created:{k}", "broadcast")
             for k in range(n)]
 
 
-def send_bulk(app: Flask, messages: list[outbox.BulkSms]) -> list[str]:
+def send_bulk(app: Flask, messages: list[outbox.NewSms]) -> list[str]:
     with app.app_context():
         return outbox.send_bulk(None, messages)
 
@@ -194,7 +194,7 @@ def test_a_receipt_queued_during_a_bulk_batch_waits_at_most_one_slot(redis_clien
 def test_only_bulk_kinds_go_in_a_batch(redis_client):
     app = bulk_app(redis_client, Provider())
     with pytest.raises(ValueError, match="bulk kind"):
-        send_bulk(app, [outbox.BulkSms("+237699000001", "Code 1", "order:A:receipt", "receipt")])
+        send_bulk(app, [outbox.NewSms("+237699000001", "Code 1", "order:A:receipt", "receipt")])
     with pytest.raises(ValueError, match="E.164"):
-        send_bulk(app, [outbox.BulkSms("699000001", "Coupure", "incident:1:created:x", "broadcast")])
+        send_bulk(app, [outbox.NewSms("699000001", "Coupure", "incident:1:created:x", "broadcast")])
     assert send_bulk(app, []) == [] and worker.queue(app, BULK).count == 0

@@ -80,7 +80,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(real_re
     africastalking_standin.then("", "", "hold")  # the third notice: the provider takes it, answers late
     phones = [f"+23769900010{k}" for k in range(6)]
     with app.app_context():
-        ids = outbox.send_bulk(None, [outbox.BulkSms(phone, "Coupure Douala Nord", f"incident:9:created:{phone}",
+        ids = outbox.send_bulk(None, [outbox.NewSms(phone, "Coupure Douala Nord", f"incident:9:created:{phone}",
                                                      "broadcast") for phone in phones])
 
     doomed = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

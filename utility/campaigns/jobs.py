@@ -112,7 +112,7 @@ class Credited:
     then the registration finished."""
 
     reference: str
-    sms: outbox.BulkSms
+    sms: outbox.NewSms
     reason: str = ""  # why it failed; "" when fulfilled
 
 
@@ -170,9 +170,9 @@ def credit_one(app: Flask, code: str, reference: str) -> Credited | str:
                                 customer_messages.settings_of(app).support)
             log.warning("campaign %s %s failed for %s: %s", code, reference,
                         mask_tail(registration.meter or registration.account), exc.code)
-            return Credited(reference, outbox.BulkSms(registration.phone, failed, f"{key}:failed", "campaign"),
+            return Credited(reference, outbox.NewSms(registration.phone, failed, f"{key}:failed", "campaign"),
                             reason=exc.code)
-        return Credited(reference, outbox.BulkSms(registration.phone, body, key, "campaign"))
+        return Credited(reference, outbox.NewSms(registration.phone, body, key, "campaign"))
     except Exception:
         # Anything else (a bug, Redis away): this registration comes back after HOLD; the
         # rest of the chunk goes on. If Redis is away this raises too, and the worker's

@@ -106,13 +106,13 @@ def send_chunk(incident_id: str, event: str, phones: list[str]) -> dict[str, int
         regions = {key for _kind, key in json.loads(record["sources"])}
         bodies = {name.removeprefix("body:"): body for name, body in record.items() if name.startswith("body:")}
         try:
-            texted: list[outbox.BulkSms] = []
+            texted: list[outbox.NewSms] = []
             for phone, verdict in incidents.classify(phones, regions):
                 if verdict in (OPTED_OUT, MOVED):
                     outcomes.append((phone, verdict))
                     continue
                 body = bodies.get(verdict) or bodies[incidents.language(None)]
-                texted.append(outbox.BulkSms(phone, body, reference(incident_id, event, phone), "broadcast"))
+                texted.append(outbox.NewSms(phone, body, reference(incident_id, event, phone), "broadcast"))
             # The chunk's SMS queued together, delivered by one outbox job.
             message_ids = outbox.send_bulk(app, texted)
             outcomes.extend((sms.to, message_id) for sms, message_id in zip(texted, message_ids, strict=True))
