@@ -359,18 +359,15 @@ def show_order(reference: str) -> tuple[Response, int]:
 def act_on_order(reference: str, action: str) -> tuple[Response, int]:
     from utility.services import services
 
-    orders = services().orders
-    if action not in ("resend", "retry"):
-        return jsonify(error="the actions are resend and retry"), 404
-    if orders.get(reference) is None:
+    if action not in operations.ORDER_ACTIONS:
+        return jsonify(error=f"the actions are {' and '.join(operations.ORDER_ACTIONS)}"), 404
+    if services().orders.get(reference) is None:
         audit_detail(f"order {reference}: unknown")
         return jsonify(error=f"no order {reference!r}"), 404
-    done = orders.resend_receipt(reference) if action == "resend" else orders.retry(reference)
+    done, said = operations.act_on_order(reference, action)
+    audit_detail(said)
     if not done:
-        audit_detail(f"order {reference}: nothing to {action}")
-        why = "no token to send again" if action == "resend" else "not waiting for its backend"
-        return jsonify(error=f"order {reference}: {why}"), 409
-    audit_detail(f"order {reference}: {'token SMS sent again' if action == 'resend' else 'fulfilment retried'}")
+        return jsonify(error=said), 409
     return jsonify(reference=reference, done=action), 200
 
 

@@ -24,8 +24,7 @@ def builtin_backends() -> set[str]:
 def switch_backend(backend: str, down: bool) -> int:
     """Switch a built-in backend down or up; back up, the paid orders waiting for it are
     retried now. Returns how many were."""
-    switches.set_down(get_redis(), backend, down)
-    switches.forget_services(current_app)
+    switches.set_down(get_redis(), backend, down)  # every copy of the switches in this process reads again
     if down or backend not in ("vending", "billing"):
         return 0
     from utility.services import services
@@ -49,3 +48,20 @@ def reset_breaker(system: str) -> calls.BreakerState | None:
     built.reset(system)
     (breaker,) = [b for b in built.read() if b.system == system]
     return breaker
+
+
+# What an operator may do to one order: (the Orders method, what it did, why it could not).
+ORDER_ACTIONS = {
+    "resend": ("resend_receipt", "token SMS sent again", "no token to send again"),
+    "retry": ("retry", "fulfilment retried", "not waiting for its backend"),
+}
+
+
+def act_on_order(reference: str, action: str) -> tuple[bool, str]:
+    """Resend an order's token or retry its fulfilment (ORDER_ACTIONS): whether it was done,
+    and what was done or why not, as the audit says it."""
+    from utility.services import services
+
+    method, did, could_not = ORDER_ACTIONS[action]
+    done: bool = getattr(services().orders, method)(reference)
+    return done, f"order {reference}: {did if done else could_not}"

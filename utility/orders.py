@@ -267,11 +267,14 @@ class Orders:
         raw = self.redis.get(keys.order(reference))
         return Order.from_json(raw) if raw else None
 
-    def recent(self, phone: str, count: int = 3) -> list[Order]:
-        references = self.redis.lrange(keys.phone_orders(phone), 0, count - 1)
+    def get_many(self, references: list[str]) -> list[Order]:
+        """The orders of ``references`` that exist, in that order, in one round trip."""
         if not references:
             return []
         return [Order.from_json(raw) for raw in self.redis.mget([keys.order(r) for r in references]) if raw]
+
+    def recent(self, phone: str, count: int = 3) -> list[Order]:
+        return self.get_many(self.redis.lrange(keys.phone_orders(phone), 0, count - 1))
 
     def tokens_of(self, phone: str) -> list[Vend]:
         """The vends whose tokens ``phone`` may have sent again (by USSD or SMS): of the
@@ -582,10 +585,7 @@ class Orders:
         pipe.lrange(keys.phone_orders(number), 0, RECENT_KEPT - 1)
         pipe.lrange(keys.target_orders(number), 0, TARGET_KEPT - 1)
         references = list(dict.fromkeys(sum(pipe.execute(), [])))
-        if not references:
-            return []
-        orders = [Order.from_json(raw) for raw in self.redis.mget([keys.order(r) for r in references]) if raw]
-        return sorted(orders, key=lambda order: order.created_at, reverse=True)
+        return sorted(self.get_many(references), key=lambda order: order.created_at, reverse=True)
 
     def resend_receipt(self, reference: str) -> bool:
         """SMS an order's token again (an operator on the customer's word that it never came);

@@ -7,13 +7,16 @@ from werkzeug.wrappers import Response
 
 from sms import outbox
 from state.store import get_redis
-from utility import admin
+from utility import admin, operations
 from utility.console import bp, t
 from utility.console.auth import signed_in
 from utility.customers import mask_phone, mask_tail
 from utility.services import services
 
 SMS_KINDS = ("payment_received", "receipt", "receipt_details", "payment_failed", "fulfilment_failed")
+# An action's notice once done, its refusal otherwise (the console's catalogue).
+SAID = {"resend": ("resent", "orders.cannot_resend"), "retry": ("retried", "orders.cannot_retry")}
+NOTICES = frozenset(notice for notice, _refusal in SAID.values())
 
 
 @bp.get("/orders")
@@ -37,24 +40,18 @@ def order(reference: str) -> str | tuple[str, int]:
                 if (message := outbox.find(client, f"order:{reference}:{kind}")) is not None]
     done = request.args.get("done", "")
     return render_template("console/order.html", order=found, messages=messages, mask_phone=mask_phone,
-                           mask_tail=mask_tail, notice=t(f"done.{done}") if done in ("resent", "retried") else "")
+                           mask_tail=mask_tail, notice=t(f"done.{done}") if done in NOTICES else "")
 
 
-@bp.post("/orders/<reference>/resend")
+@bp.post("/orders/<reference>/<action>")
 @signed_in
-def resend(reference: str) -> Response:
-    if not services().orders.resend_receipt(reference):
-        admin.audit_detail(f"order {reference}: no token to resend")
-        return Response(t("orders.cannot_resend"), 409)
-    admin.audit_detail(f"order {reference}: token SMS sent again")
-    return redirect(url_for("console.order", reference=reference, done="resent"), 303)
-
-
-@bp.post("/orders/<reference>/retry")
-@signed_in
-def retry(reference: str) -> Response:
-    if not services().orders.retry(reference):
-        admin.audit_detail(f"order {reference}: not waiting for its backend")
-        return Response(t("orders.cannot_retry"), 409)
-    admin.audit_detail(f"order {reference}: fulfilment retried")
-    return redirect(url_for("console.order", reference=reference, done="retried"), 303)
+def act(reference: str, action: str) -> Response:
+    """Resend the order's token, or retry it (operations.act_on_order, as POST /admin/orders/...)."""
+    if action not in operations.ORDER_ACTIONS:
+        return Response(t("problem.bad_request"), 404)
+    done, said = operations.act_on_order(reference, action)
+    admin.audit_detail(said)
+    notice, refusal = SAID[action]
+    if not done:
+        return Response(t(refusal), 409)
+    return redirect(url_for("console.order", reference=reference, done=notice), 303)

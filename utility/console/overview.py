@@ -20,7 +20,6 @@ from state.store import get_redis
 from utility import admin, operations
 from utility.console import bp, t
 from utility.console.auth import REFRESH_HEADER, signed_in
-from utility.orders import Order
 from utility.services import services
 
 LISTED = 8  # waiting and failed orders shown on the overview
@@ -55,13 +54,6 @@ def minute_chart(per_minute: list[tuple[float, int]]) -> Chart:
     return Chart([(datetime.datetime.fromtimestamp(start, tz).strftime("%H:%M"), count) for start, count in per_minute])
 
 
-def _orders(references: list[str]) -> list[Order]:
-    if not references:
-        return []
-    raws = get_redis().mget([keys.order(reference) for reference in references])
-    return [Order.from_json(raw) for raw in raws if raw]
-
-
 def figures() -> dict[str, Any]:
     """Everything the overview shows, read now."""
     client = get_redis()
@@ -82,8 +74,8 @@ def figures() -> dict[str, Any]:
         "order_states": ORDER_STATES,
         "open_orders": int(open_now),
         "waiting_count": int(waiting_count),
-        "waiting": _orders(sorted(waiting or [])),
-        "failed": _orders(list(failed or [])),
+        "waiting": built.orders.get_many(sorted(waiting or [])),
+        "failed": built.orders.get_many(list(failed or [])),
         "sms_today": tally.day_counts(client, "sms"),
         "sms_states": SMS_STATES,
         "backends": {name: state for name, state in backends.items() if name in operations.builtin_backends()},
