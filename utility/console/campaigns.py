@@ -22,7 +22,7 @@ from utility.campaigns.service import CampaignExists, Campaigns, StateConflict, 
 from utility.campaigns.texts import LANGUAGES
 from utility.console import bp, t
 from utility.console.auth import REFRESH_HEADER, signed_in
-from utility.console.overview import Chart
+from utility.console.overview import minute_chart
 from utility.services import services
 
 DONE = ("created", "paused", "resumed", "closed")
@@ -126,9 +126,8 @@ def create_campaign() -> Response | tuple[str, int]:
 
 def _figures(campaign: Campaign, stats: dict[str, Any]) -> dict[str, Any]:
     """What a campaign's page shows from Campaigns.stats."""
-    tz = _campaigns().tz
-    chart = Chart([(datetime.datetime.fromisoformat(minute["minute"]).astimezone(tz).strftime("%H:%M"),
-                    int(minute["registrations"])) for minute in stats["registrations_per_minute"]])
+    chart = minute_chart([(datetime.datetime.fromisoformat(minute["minute"]).timestamp(), int(minute["registrations"]))
+                          for minute in stats["registrations_per_minute"]])
     return {"campaign": campaign, "stats": stats, "chart": chart, "reasons": REASONS,
             "progress": Progress(stats["registered"], campaign.quota, stats["fulfilled"], stats["failed"]),
             "status": campaign.status(_campaigns().now()), "offered": OFFERED.get(campaign.state, ())}

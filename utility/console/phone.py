@@ -29,6 +29,7 @@ from werkzeug.test import TestResponse
 from sms.gsm import is_gsm7, screen_size
 from sms.providers import provider_name
 from state import logs
+from ussd import views as ussd_views
 from ussd.dial import DEFAULT_CODE, DEFAULT_NETWORK, new_session_id
 from ussd.gateways.base import configured_codes
 from utility import admin
@@ -241,7 +242,8 @@ def _post(path: str, form: Mapping[str, str]) -> TestResponse:
     Flask's), which must not end this one's."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     headers = {logs.REQUEST_ID_HEADER: logs.request_id() or ""}
-    token = GatewayAccess.from_config(app.config, GATEWAY).token
+    access: GatewayAccess = app.extensions[ussd_views.ACCESS][GATEWAY]  # what the endpoint checks
+    token = access.token
     if token is not None:
         headers[TOKEN_HEADER] = token
     client = app.test_client()
