@@ -68,15 +68,6 @@ class Tally:
             self._ttl[key] = ttl
         self._ensure_flushing()
 
-    def count_and_member(self, key: str, field: str, ttl: int, members_key: str, member: str, members_ttl: int) -> None:
-        """``count`` and ``member`` under one lock: what every hop does."""
-        with self._lock:
-            self._counts[key, field] += 1
-            self._ttl[key] = ttl
-            self._members.setdefault(members_key, set()).add(member)
-            self._ttl[members_key] = members_ttl
-        self._ensure_flushing()
-
     def flush(self) -> None:
         """Write what was counted since the last flush (a failed write is kept for the next)."""
         with self._lock:
@@ -174,8 +165,9 @@ def this_minute(moment: float) -> _Minute:
 def hop(app: Flask, session_id: str, now: float | None = None) -> None:
     """A hop answered: its minute's count, and its dialogue among the minute's sessions."""
     minute = this_minute(time.time() if now is None else now)
-    of(app).count_and_member(minute.hops_key, minute.hhmm, KEPT_DAYS * 86400, minute.sessions_key, session_id,
-                             MINUTE_KEPT)
+    tally = of(app)
+    tally.count(minute.hops_key, minute.hhmm, KEPT_DAYS * 86400)
+    tally.member(minute.sessions_key, session_id, MINUTE_KEPT)
 
 
 def event(app: Flask | None, what: str, state: str, now: float | None = None) -> None:
@@ -190,10 +182,15 @@ def event(app: Flask | None, what: str, state: str, now: float | None = None) ->
 
 
 # -- read back -----------------------------------------------------------------------------------
+def _last_minutes(minutes: int, now: float | None) -> list[float]:
+    """The starts of the last ``minutes`` minutes, this one included, oldest first."""
+    end = (time.time() if now is None else now) // 60 * 60
+    return [end - 60 * back for back in range(minutes - 1, -1, -1)]
+
+
 def hops_per_minute(client: TextRedis, minutes: int = 60, now: float | None = None) -> list[tuple[float, int]]:
     """The last ``minutes`` minutes, oldest first: (the minute's start, hops answered)."""
-    end = (time.time() if now is None else now) // 60 * 60
-    starts = [end - 60 * back for back in range(minutes - 1, -1, -1)]
+    starts = _last_minutes(minutes, now)
     days = sorted({day_of(start) for start in starts})
     pipe = client.pipeline(transaction=False)
     for day in days:
@@ -205,8 +202,7 @@ def hops_per_minute(client: TextRedis, minutes: int = 60, now: float | None = No
 
 def sessions_per_minute(client: TextRedis, minutes: int = 60, now: float | None = None) -> list[tuple[float, int]]:
     """The last ``minutes`` minutes, oldest first: (the minute's start, dialogues with a hop in it)."""
-    end = (time.time() if now is None else now) // 60 * 60
-    starts = [end - 60 * back for back in range(minutes - 1, -1, -1)]
+    starts = _last_minutes(minutes, now)
     pipe = client.pipeline(transaction=False)
     for start in starts:
         pipe.pfcount(keys.tally(f"sessions:{minute_of(start)}"))
