@@ -209,12 +209,12 @@ def guichet(env: dict[str, str], folder: Path) -> Iterator[tuple[int, int]]:
         stop_group(process)
 
 
-def stop_group(process: subprocess.Popen[bytes]) -> None:
+def stop_group(process: subprocess.Popen[bytes], patience: float = 20.0) -> None:
     """Stop a server started in a process group of its own, every process of it: SIGTERM,
-    then SIGKILL after 20 s."""
+    then SIGKILL after ``patience`` seconds."""
     os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(20)
+        process.wait(patience)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

@@ -26,7 +26,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -44,7 +43,8 @@ BENCH = ROOT / "bench"
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(BENCH))
 
-from loadgen import Load, run_load  # noqa: E402  (bench/ on the path above)
+from campaign import stop_group  # noqa: E402  (bench/ on the path above)
+from loadgen import Load, run_load  # noqa: E402
 
 TARGETS = {"vs bare floor": 0.6, "vs redis floor": 0.7, "p99 vs bare floor's": 2.0}
 
@@ -129,12 +129,7 @@ def serving(server: Server, logs: Path) -> Iterator[int]:
         wait_for(answers, server.name)
         yield port
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process, patience=15)
 
 
 def ratios(results: dict[str, Load]) -> dict[str, float]:
